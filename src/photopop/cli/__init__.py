@@ -1,0 +1,1 @@
+"""The `photopop` command. Thin: each module parses arguments and calls the Python API."""

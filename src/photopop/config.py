@@ -1,0 +1,111 @@
+"""Plain-dataclass configs serialised to TOML (or YAML), saved with every run and model.
+
+A config is any (nested) dataclass whose fields are TOML-representable: numbers, strings, bools,
+lists, dicts, or other dataclasses. `None` is not representable in TOML, so optional fields are
+omitted when None and restored to the dataclass default on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from .errors import InputError
+from .io import write_text_atomic
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass -> nested dict without None values (TOML has no null)."""
+
+    def strip(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if v is not None}
+        if isinstance(obj, (list, tuple)):
+            return [strip(v) for v in obj]
+        return obj
+
+    return strip(dataclasses.asdict(cfg))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Nested dict -> dataclass `cls`, refusing unknown keys with a message that names them."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"unknown setting(s) {unknown} for {cls.__name__}; known: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        hint = hints.get(key)
+        sub = _dataclass_in(hint)
+        if sub is not None and isinstance(value, dict):
+            kwargs[key] = from_dict(sub, value)
+        elif isinstance(value, list) and _is_tuple(hint):
+            kwargs[key] = tuple(value)
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint):
+        return hint  # type: ignore[return-value]
+    for arg in typing.get_args(hint):
+        if dataclasses.is_dataclass(arg):
+            return arg  # type: ignore[return-value]
+    return None
+
+
+def _is_tuple(hint: Any) -> bool:
+    return hint is tuple or typing.get_origin(hint) is tuple or any(
+        typing.get_origin(a) is tuple for a in typing.get_args(hint))
+
+
+def dumps_toml(cfg: Any) -> str:
+    """TOML text of a dataclass config."""
+    return tomli_w.dumps(to_dict(cfg))
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write a config as TOML (or YAML if the suffix is .yaml/.yml), atomically."""
+    path = Path(path)
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml
+
+        write_text_atomic(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    else:
+        write_text_atomic(path, dumps_toml(cfg))
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Read a TOML or YAML file into dataclass `cls`."""
+    path = Path(path)
+    try:
+        if path.suffix in {".yaml", ".yml"}:
+            import yaml
+
+            data = yaml.safe_load(path.read_text()) or {}
+        else:
+            data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: config file not found") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: cannot parse config ({exc})") from exc
+    return from_dict(cls, data)
+
+
+def config_hash(cfg: Any, length: int = 12) -> str:
+    """Stable short hash of a config's content (for caching stages by their settings)."""
+    text = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

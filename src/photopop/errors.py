@@ -1,0 +1,17 @@
+"""Exception types shared across photopop.
+
+`PhotopopError` is what the CLI turns into a one-line message and a non-zero exit:
+raise it (or a subclass) for any problem with the user's input, never a bare Exception.
+"""
+
+
+class PhotopopError(Exception):
+    """A problem with user input or data that photopop reports as a clear message."""
+
+
+class InputError(PhotopopError, ValueError):
+    """Bad input data: wrong units, NaN, missing columns or bands, corrupt files, duplicates."""
+
+
+class MismatchError(InputError):
+    """Inputs that disagree with what a saved model or table expects (bands, filter system)."""

@@ -1,0 +1,174 @@
+"""Atomic file writes and table reading shared by every stage.
+
+Every file photopop writes goes through these helpers so that an interrupted run never leaves a
+partial file that looks complete: data go to a temporary file in the same folder and are renamed
+into place (an atomic operation on POSIX file systems).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
+                  ".fits.gz": "fits"}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` as a whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.ndarray):
+        return [_json_default(v) if isinstance(v, (np.generic,)) else v for v in obj.tolist()]
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def clean_for_json(obj: Any) -> Any:
+    """Recursively turn numpy scalars/arrays into Python objects and NaN/inf into None."""
+    if isinstance(obj, dict):
+        return {str(k): clean_for_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_for_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean_for_json(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps_json(obj: Any, indent: int | None = 2) -> str:
+    """JSON text with NaN written as null (strict JSON that any reader accepts)."""
+    return json.dumps(clean_for_json(obj), indent=indent, allow_nan=False, default=_json_default)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write strict JSON (NaN as null) atomically."""
+    write_text_atomic(path, dumps_json(obj) + "\n")
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """Return 'csv', 'parquet' or 'fits' from a file name, or raise InputError."""
+    name = str(path).lower()
+    for suffix, fmt in sorted(TABLE_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
+        if name.endswith(suffix):
+            return fmt
+    if Path(path).is_dir():
+        return "parquet"  # a Parquet dataset (folder of part files)
+    raise InputError(f"{path}: unknown table format; use .csv, .parquet or .fits")
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV, Parquet (file or dataset folder) or FITS binary table into a DataFrame.
+
+    Raises InputError naming the file for a missing, empty or corrupt table, and for missing columns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    fmt = table_format(path)
+    try:
+        if fmt == "csv":
+            df = pd.read_csv(path)
+        elif fmt == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            from astropy.table import Table
+
+            tab = Table.read(path)
+            names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
+            df = tab[names].to_pandas()
+    except InputError:
+        raise
+    except Exception as exc:  # corrupt or unreadable file
+        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {exc})") from exc
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}; available: {list(df.columns)}")
+        df = df[columns]
+    return df
+
+
+def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
+    """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically."""
+    fmt = table_format(path)
+    with atomic_path(path) as tmp:
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            if metadata:
+                meta = dict(table.schema.metadata or {})
+                meta.update({k.encode(): v.encode() for k, v in metadata.items()})
+                table = table.replace_schema_metadata(meta)
+            pq.write_table(table, tmp)
+        elif fmt == "csv":
+            df.to_csv(tmp, index=False)
+        else:
+            from astropy.table import Table
+
+            Table.from_pandas(df).write(tmp, format="fits", overwrite=True)
