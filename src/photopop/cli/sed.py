@@ -1,0 +1,193 @@
+"""`photopop sed`: train, apply, tune and cross-validate the SED CNN (Liew-Cain et al. 2021).
+
+    photopop sed cv      --table DIR --split A|B --target both --out DIR   Set A / Set B cross-prediction
+    photopop sed train   --table DIR --target log_age --out MODEL_DIR      one model on a whole table
+    photopop sed predict --model MODEL_DIR --table DIR_OR_FILE --out FILE  apply a saved model
+    photopop sed tune    --table DIR --target log_age --out DIR            Optuna search (minimises val loss)
+    photopop sed figures --cv DIR                                          figures of a cv folder
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import load_config
+from ..errors import InputError
+from ..io import dumps_json
+
+TARGET_CHOICES = {"log_age": ("log_age",), "zh": ("zh",), "both": ("log_age", "zh")}
+
+
+def register(subparsers: Any) -> None:
+    """Add the `sed` command group."""
+    p = subparsers.add_parser("sed", help="SED CNN: cross-prediction (Set A/B), training, prediction, tuning",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="sed_command", metavar="SUBCOMMAND")
+
+    cv = sub.add_parser("cv", help="Set A / Set B cross-prediction with the CNN and the baselines",
+                        description="Split the spaxels into 4 folds (Set A: within galaxies; Set B: by galaxy), "
+                        "train on 3, predict the 4th, for every fold and method; writes predictions.parquet, "
+                        "metrics.json, per-fold models and learning curves. Finished folds are reused on rerun.")
+    cv.add_argument("--table", required=True, type=Path, help="SED-table folder (e.g. from `photopop simulate ifu`) or file")
+    cv.add_argument("--split", default=None, help="A or B (default B, or the config file's)")
+    cv.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
+    cv.add_argument("--out", required=True, type=Path, help="output folder")
+    cv.add_argument("--config", type=Path, help="TOML/YAML with SEDCVConfig settings ([architecture], [train], ...)")
+    cv.add_argument("--methods", nargs="+", metavar="M", help="subset of cnn constant random random_forest template_fit")
+    cv.add_argument("--max-epochs", type=int, metavar="N", help="cap on training epochs (paper: 5000)")
+    cv.add_argument("--patience", type=int, metavar="N", help="early-stopping patience (paper: 25)")
+    cv.add_argument("--seed", type=int, metavar="S", help="seed of folds, validation sets and networks")
+    cv.add_argument("--joint", action="store_true", help="one CNN with both outputs instead of one per target")
+    cv.add_argument("--input-kind", choices=("mag", "colour", "flux"), help="CNN inputs (default mag)")
+    cv.add_argument("--device", help="auto, cpu, cuda, cuda:N")
+    cv.add_argument("--n-jobs", type=int, metavar="N", help="random-forest worker processes")
+    cv.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    cv.add_argument("--quiet", action="store_true", help="no progress output")
+    cv.set_defaults(func=run_cv)
+
+    tr = sub.add_parser("train", help="train one SED CNN on a whole table and save the model folder")
+    tr.add_argument("--table", required=True, type=Path)
+    tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
+    tr.add_argument("--out", required=True, type=Path, help="model folder to write")
+    tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig settings")
+    tr.add_argument("--max-epochs", type=int)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
+    tr.add_argument("--device")
+    tr.add_argument("--checkpoint", type=Path, help="checkpoint file (resumes if it exists)")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=run_train)
+
+    pr = sub.add_parser("predict", help="apply a saved SED model to a table")
+    pr.add_argument("--model", required=True, type=Path, help="model folder")
+    pr.add_argument("--table", required=True, type=Path, help="SED-table folder or CSV/Parquet/FITS file")
+    pr.add_argument("--out", required=True, type=Path, help="output table (.parquet, .csv or .fits)")
+    pr.add_argument("--batch-size", type=int, default=4096)
+    pr.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is "
+                    "fastest when the cores are shared with other jobs)")
+    pr.set_defaults(func=run_predict)
+
+    tu = sub.add_parser("tune", help="Optuna hyperparameter search minimising the grouped validation loss")
+    tu.add_argument("--table", required=True, type=Path)
+    tu.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
+    tu.add_argument("--out", required=True, type=Path, help="folder for study.db, best_params.toml")
+    tu.add_argument("--config", type=Path, help="TOML/YAML with TuneConfig settings ([space], [train])")
+    tu.add_argument("--n-trials", type=int)
+    tu.add_argument("--timeout", type=float, metavar="S")
+    tu.add_argument("--split", help="grouping of the validation set: A, B (default) or random")
+    tu.add_argument("--max-epochs", type=int)
+    tu.add_argument("--seed", type=int)
+    tu.add_argument("--quiet", action="store_true")
+    tu.set_defaults(func=run_tune)
+
+    fg = sub.add_parser("figures", help="prediction-vs-truth and learning-curve figures of a cv folder")
+    fg.add_argument("--cv", required=True, type=Path, help="folder written by `photopop sed cv`")
+    fg.add_argument("--out", type=Path, help="figure folder (default CV/figures)")
+    fg.set_defaults(func=run_figures)
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def _replace(cfg: Any, **changes: Any) -> Any:
+    return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _say(quiet: bool):
+    return None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from ..experiments.sed_cv import SEDCVConfig, run_sed_cv
+
+    cfg = load_config(SEDCVConfig, args.config) if args.config else SEDCVConfig()
+    cfg = _replace(cfg, split=args.split, seed=args.seed, input_kind=args.input_kind,
+                   targets=TARGET_CHOICES[args.target] if args.target else None,
+                   methods=tuple(args.methods) if args.methods else None,
+                   joint_targets=True if args.joint else None)
+    cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
+    cfg.random_forest = _replace(cfg.random_forest, n_jobs=args.n_jobs)
+    res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    if not args.no_figures:
+        from ..report.sed_figures import make_cv_figures
+
+        make_cv_figures(args.out)
+    print(format_metrics(res.metrics, f"Set {cfg.split}"))
+    return 0
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
+    """A plain-text table: robust sigma / RMSE / bias per method and target."""
+    lines = [title] if title else []
+    lines.append(f"{'method':<14}{'target':<9}{'robust_sigma':>13}{'rmse':>9}{'bias':>9}{'n':>8}")
+    for method, per in metrics.items():
+        if method == "pcc_residuals":
+            continue
+        for t, s in per.items():
+            lines.append(f"{method:<14}{t:<9}{s['robust_sigma']:>13.4f}{s['rmse']:>9.4f}{s['bias']:>9.4f}{s['n']:>8d}")
+    if metrics.get("pcc_residuals"):
+        lines.append("PCC(age, Z residuals): " + ", ".join(f"{m} {r:+.2f}" for m, r in metrics["pcc_residuals"].items()
+                                                             if r is not None))
+    return "\n".join(lines)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..experiments.sed_cv import load_table
+    from ..training.fit import SEDRegressor, SEDRegressorConfig
+
+    cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
+    cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    table = load_table(args.table)
+    reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
+    reg.save(args.out)
+    r = reg.result_
+    assert r is not None
+    print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation MSE "
+          f"(standardised) {r.best_val_loss:.4g}" + (" (early stop)" if r.stopped_early else ""))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..experiments.sed_cv import load_table
+    from ..io import write_table_atomic
+    from ..models.saved import SavedSEDModel
+
+    model = SavedSEDModel.load(args.model)
+    table = load_table(args.table)
+    pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
+    ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]
+    out = pd.concat([table.spaxels[ids].reset_index(drop=True),
+                     pred.reset_index(drop=True).add_suffix("_cnn")], axis=1)
+    write_table_atomic(out, args.out)
+    print(f"wrote {len(out)} rows to {args.out}")
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from ..experiments.sed_cv import load_table
+    from ..training.tune import TuneConfig, tune
+
+    cfg = load_config(TuneConfig, args.config) if args.config else TuneConfig()
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], n_trials=args.n_trials, timeout_s=args.timeout,
+                   split=args.split, seed=args.seed)
+    cfg.train = _replace(cfg.train, max_epochs=args.max_epochs)
+    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet)
+    print(f"best validation MSE {res.best_value:.4g} with {dumps_json(res.best_params, indent=None)}")
+    print(f"wrote {args.out / 'best_params.toml'}")
+    return 0
+
+
+def run_figures(args: argparse.Namespace) -> int:
+    from ..report.sed_figures import make_cv_figures
+
+    if not (args.cv / "predictions.parquet").exists():
+        raise InputError(f"{args.cv}: no predictions.parquet; is it a `photopop sed cv` folder?")
+    for path in make_cv_figures(args.cv, args.out):
+        print(path)
+    return 0
+

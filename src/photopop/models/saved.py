@@ -1,0 +1,266 @@
+"""Saved SED models: one folder per trained network, and prediction from it.
+
+Folder layout (written atomically with `photopop.io.atomic_dir`):
+
+``model.pt``            PyTorch state dict of the `SEDCNN`
+``config.toml``         ``[architecture]`` (SEDCNNConfig), ``n_inputs``, ``n_outputs`` and any
+                        extra settings the trainer stores (e.g. ``[train]``)
+``normalisation.json``  input and target mean/scale, fitted on the training rows only
+``meta.json``           ``bands`` (ordered), ``filter_system``, ``targets``, ``input_kind``,
+                        ``ref_band``, ``nan_policy``, ``photopop_version``, ``train_table_hash``
+
+Prediction checks the input bands and filter system against ``meta.json`` and raises
+`MismatchError` naming the difference; bands in another order are reordered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..config import from_dict, to_dict
+from ..errors import InputError, MismatchError
+from ..io import atomic_dir, dumps_json
+from .normalise import Standardiser, make_features
+from .sed_cnn import SEDCNN, SEDCNNConfig
+
+MAG_PREFIX = "mag_"
+NAN_POLICIES = ("refuse",)  # 'mask' is reserved for a future model trained with band masks
+
+
+def bands_in_frame(df: pd.DataFrame) -> list[str]:
+    """Band names from the ``mag_<band>`` columns of a spaxel table, in column order."""
+    return [str(c)[len(MAG_PREFIX):] for c in df.columns if str(c).startswith(MAG_PREFIX)]
+
+
+def table_hash(inputs: np.ndarray, targets: np.ndarray) -> str:
+    """sha256 of the training rows' inputs and targets (float64, C order), to identify the data."""
+    h = hashlib.sha256()
+    for arr in (inputs, targets):
+        a = np.ascontiguousarray(np.asarray(arr, dtype=np.float64))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def check_finite(mags: np.ndarray, bands: Sequence[str], what: str = "input") -> None:
+    """Refuse NaN/inf magnitudes with an InputError naming the bands and the number of rows."""
+    bad = ~np.isfinite(mags)
+    if bad.any():
+        cols = np.flatnonzero(bad.any(axis=0))
+        nrows = int(bad.any(axis=1).sum())
+        names = [bands[i] for i in cols]
+        raise InputError(f"{what}: {nrows} row(s) have NaN/inf magnitudes in band(s) {names}; this model "
+                         "was not trained to mask missing bands: drop or fill those rows first")
+
+
+def check_bands(expected: Sequence[str], given: Sequence[str], expected_system: str | None,
+                given_system: str | None) -> np.ndarray:
+    """Column order that maps `given` bands onto `expected`; MismatchError naming any difference."""
+    expected, given = list(expected), list(given)
+    if expected_system and given_system and str(expected_system) != str(given_system):
+        raise MismatchError(f"filter system differs: the model was trained on {expected_system!r}, "
+                            f"the input is {given_system!r}")
+    missing = [b for b in expected if b not in given]
+    extra = [b for b in given if b not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing band(s) {missing}")
+        if extra:
+            parts.append(f"extra band(s) {extra} the model was not trained on")
+        raise MismatchError("input bands differ from the model's: " + "; ".join(parts)
+                            + f" (model bands: {expected})")
+    if len(set(given)) != len(given):
+        dup = sorted({b for b in given if given.count(b) > 1})
+        raise MismatchError(f"duplicate band(s) {dup} in the input")
+    return np.array([given.index(b) for b in expected], dtype=np.int64)
+
+
+def extract_magnitudes(data: Any, bands: Sequence[str] | None = None,
+                       filter_system: str | None = None) -> tuple[np.ndarray, list[str], str | None, pd.Index | None]:
+    """(mags (n, n_bands), band names, filter system, row index) from an SEDTable, DataFrame or array.
+
+    An SEDTable (anything with ``.spaxels`` and ``.meta``) gives its meta bands and filter system;
+    a DataFrame gives its ``mag_<band>`` columns; an array needs `bands`.
+    """
+    if hasattr(data, "spaxels") and hasattr(data, "meta"):
+        meta = data.meta if isinstance(data.meta, dict) else {}
+        df = data.spaxels
+        bands = list(bands or meta.get("bands") or bands_in_frame(df))
+        filter_system = filter_system or meta.get("filter_system")
+        data = df
+    if isinstance(data, pd.DataFrame):
+        if bands is None:
+            bands = bands_in_frame(data)
+        bands = list(bands)
+        if not bands:
+            raise InputError(f"no magnitude columns ('{MAG_PREFIX}<band>') in the table; columns: {list(data.columns)}")
+        cols = [MAG_PREFIX + b for b in bands]
+        missing = [c for c in cols if c not in data.columns]
+        if missing:
+            raise InputError(f"table lacks magnitude column(s) {missing}")
+        return data[cols].to_numpy(dtype=np.float64), bands, filter_system, data.index
+    arr = np.asarray(data, dtype=np.float64)
+    if bands is None:
+        raise InputError("an array of magnitudes needs `bands=` naming its columns")
+    bands = list(bands)
+    if arr.ndim != 2 or arr.shape[1] != len(bands):
+        raise InputError(f"magnitude array must be (n_rows, {len(bands)}), got shape {arr.shape}")
+    return arr, bands, filter_system, None
+
+
+class SavedSEDModel:
+    """A trained `SEDCNN` with its normalisation and metadata; predicts from magnitudes."""
+
+    def __init__(self, network: SEDCNN, input_norm: Standardiser, target_norm: Standardiser,
+                 meta: dict[str, Any], extra_config: dict[str, Any] | None = None):
+        self.network = network
+        self.input_norm = input_norm
+        self.target_norm = target_norm
+        self.meta = dict(meta)
+        self.extra_config = dict(extra_config or {})
+        for key in ("bands", "targets", "input_kind"):
+            if key not in self.meta:
+                raise InputError(f"model meta lacks {key!r}")
+        self.meta.setdefault("nan_policy", "refuse")
+        if self.meta["nan_policy"] not in NAN_POLICIES:
+            raise InputError(f"unsupported nan_policy {self.meta['nan_policy']!r}; known: {list(NAN_POLICIES)}")
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.meta["bands"])
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.meta["targets"])
+
+    @property
+    def filter_system(self) -> str | None:
+        return self.meta.get("filter_system")
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict_array(self, mags: np.ndarray, batch_size: int = 4096, device: str | torch.device = "cpu",
+                      num_threads: int | None = None) -> np.ndarray:
+        """Targets (n, n_targets) in physical units from magnitudes (n, n_bands) in the model's band order.
+
+        num_threads: torch CPU threads for this call (None = leave torch's setting); 1 is fastest on
+        machines whose cores are shared with other jobs.
+        """
+        mags = np.asarray(mags, dtype=np.float64)
+        check_finite(mags, self.bands)
+        x = self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
+                                                    self.meta.get("ref_band")))
+        z = run_network(self.network, x, batch_size=batch_size, device=device, num_threads=num_threads)
+        return self.target_norm.inverse(z)
+
+    def predict(self, data: Any, bands: Sequence[str] | None = None, filter_system: str | None = None,
+                batch_size: int = 4096, device: str | torch.device = "cpu",
+                num_threads: int | None = None) -> pd.DataFrame:
+        """Predict every target for an SEDTable, a DataFrame with mag_<band> columns, or an array.
+
+        Bands are matched by name (reordered if needed); other bands or another filter system
+        raise MismatchError. Returns a DataFrame with one column per target (index kept).
+        """
+        mags, given, system, index = extract_magnitudes(data, bands, filter_system)
+        order = check_bands(self.bands, given, self.filter_system, system)
+        pred = self.predict_array(mags[:, order], batch_size=batch_size, device=device, num_threads=num_threads)
+        return pd.DataFrame(pred, columns=self.targets, index=index)
+
+    # -- folders ---------------------------------------------------------------------------
+    def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+        """Write the model folder atomically (plus any `extra_files` name -> text); returns its path."""
+        path = Path(path)
+        config = {"architecture": to_dict(self.network.config), "n_inputs": self.network.n_inputs,
+                  "n_outputs": self.network.n_outputs, **self.extra_config}
+        norm = {"input": self.input_norm.to_dict(), "target": self.target_norm.to_dict()}
+        meta = dict(self.meta)
+        meta.setdefault("photopop_version", __version__)
+        import tomli_w
+
+        with atomic_dir(path) as tmp:
+            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            torch.save(state, tmp / "model.pt")
+            (tmp / "config.toml").write_text(tomli_w.dumps(_strip_none(config)))
+            (tmp / "normalisation.json").write_text(dumps_json(norm) + "\n")
+            (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SavedSEDModel":
+        """Read a model folder written by `save`; InputError naming the file if anything is missing."""
+        path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"{path}: no such model folder")
+        files = {name: path / name for name in ("model.pt", "config.toml", "normalisation.json", "meta.json")}
+        missing = [n for n, p in files.items() if not p.exists()]
+        if missing:
+            raise InputError(f"{path}: not a complete model folder, missing {missing}")
+        try:
+            config = tomllib.loads(files["config.toml"].read_text())
+            norm = json.loads(files["normalisation.json"].read_text())
+            meta = json.loads(files["meta.json"].read_text())
+        except Exception as exc:
+            raise InputError(f"{path}: cannot read model files ({exc})") from exc
+        arch = from_dict(SEDCNNConfig, config.pop("architecture", {}))
+        try:
+            n_inputs = int(config.pop("n_inputs"))
+            n_outputs = int(config.pop("n_outputs"))
+        except KeyError as exc:
+            raise InputError(f"{files['config.toml']}: lacks {exc}") from exc
+        network = SEDCNN(n_inputs, n_outputs, arch)
+        try:
+            state = torch.load(files["model.pt"], map_location="cpu", weights_only=True)
+            network.load_state_dict(state)
+        except Exception as exc:
+            raise InputError(f"{files['model.pt']}: cannot load weights ({exc})") from exc
+        network.eval()
+        return cls(network, Standardiser.from_dict(norm["input"]), Standardiser.from_dict(norm["target"]),
+                   meta, config)
+
+
+def _strip_none(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_none(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        return [_strip_none(v) for v in obj]
+    return obj
+
+
+def run_network(network: SEDCNN, x: np.ndarray, batch_size: int = 4096,
+                device: str | torch.device = "cpu", num_threads: int | None = None) -> np.ndarray:
+    """Evaluate `network` on standardised features in large batches under inference_mode."""
+    if not num_threads or int(num_threads) == torch.get_num_threads():
+        return _run_network(network, x, batch_size, torch.device(device))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        return _run_network(network, x, batch_size, torch.device(device))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_network(network: SEDCNN, x: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+    network = network.to(device)
+    was_training = network.training
+    network.eval()
+    n = x.shape[0]
+    out = np.empty((n, network.n_outputs), dtype=np.float64)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            xb = xt[start:start + batch_size].to(device, non_blocking=True)
+            out[start:start + batch_size] = network(xb).double().cpu().numpy()
+    network.train(was_training)
+    return out
+

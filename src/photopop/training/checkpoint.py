@@ -1,0 +1,60 @@
+"""Training checkpoints: one file holding everything needed to resume a run bit for bit.
+
+A checkpoint stores the model, optimizer and scheduler states, the torch RNG states (global CPU,
+CUDA, and the shuffling generator), the epoch, the early-stopping state (best weights, best loss,
+epochs without improvement), the learning-curve history and a fingerprint of the config and data.
+It is written atomically (temporary file + rename), so a run killed mid-write keeps the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..io import atomic_path
+
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` (tensors, numbers, strings, lists, dicts) atomically with torch.save."""
+    state = dict(state, checkpoint_version=CHECKPOINT_VERSION)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
+    """Read a checkpoint, or None if there is none; InputError naming the file if it is corrupt."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {exc}); delete it to start over") from exc
+    if not isinstance(state, dict) or state.get("checkpoint_version") != CHECKPOINT_VERSION:
+        raise InputError(f"{path}: not a photopop checkpoint (version {CHECKPOINT_VERSION}); delete it to start over")
+    return state
+
+
+def data_fingerprint(*arrays: np.ndarray | torch.Tensor) -> str:
+    """sha256 over the shapes and bytes of the training/validation arrays."""
+    h = hashlib.sha256()
+    for arr in arrays:
+        a = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def settings_fingerprint(settings: dict[str, Any]) -> str:
+    """sha256 of a JSON-able settings dict (sorted keys)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()

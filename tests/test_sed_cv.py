@@ -1,0 +1,188 @@
+"""Set A / Set B cross-prediction: fold use, leakage, training-only normalisation, reuse, outputs, CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from photopop.cli.main import main
+from photopop.datasets.sed_table import SEDTable
+from photopop.errors import InputError
+from photopop.experiments.sed_cv import SEDCVConfig, derived_seed, run_sed_cv
+from photopop.models.baselines import RandomForestConfig
+from photopop.models.saved import table_hash
+from photopop.models.sed_cnn import SEDCNNConfig
+from photopop.models.template_fit import TemplateGridConfig
+from photopop.splits import carve_validation, make_folds
+from photopop.training.fit import TrainConfig
+
+BANDS = [f"b{i}" for i in range(8)]
+SMALL = SEDCNNConfig(conv_filters=(2, 4), kernel_sizes=(3, 3), pool_size=2, dense_units=(16, 8))
+
+
+def _table(n_gal=12, per=15, seed=0):
+    """Galaxies with their own label offsets; magnitudes a smooth function of the labels."""
+    rng = np.random.default_rng(seed)
+    gid = np.repeat(np.arange(n_gal) + 100, per)
+    age = rng.uniform(8.8, 9.8, n_gal)[gid - 100] + rng.normal(0, 0.15, gid.size)
+    zh = rng.uniform(-0.6, 0.1, n_gal)[gid - 100] + rng.normal(0, 0.1, gid.size)
+    lam = np.linspace(0, 1, len(BANDS))
+    mags = 19 + (age[:, None] - 9.3) * 1.2 * lam + zh[:, None] * 0.7 * lam ** 2 + rng.normal(0, 0.01, (gid.size, len(BANDS)))
+    df = pd.DataFrame({"galaxy_id": gid, "spaxel_id": np.tile(np.arange(per), n_gal)})
+    for i, b in enumerate(BANDS):
+        df[f"mag_{b}"] = mags[:, i]
+        df[f"magerr_{b}"] = 0.01
+    df["log_age"], df["zh"] = age, zh
+    return SEDTable(df, meta={"bands": BANDS, "filter_system": "toy", "kind": "user", "seed": seed})
+
+
+def _cfg(split="B", **kw):
+    return SEDCVConfig(split=split, methods=kw.pop("methods", ("cnn", "constant", "random", "random_forest")),
+                       architecture=SMALL, train=TrainConfig(max_epochs=kw.pop("max_epochs", 3), batch_size=64,
+                                                             device="cpu", num_threads=1),
+                       random_forest=RandomForestConfig(n_estimators=10), **kw)
+
+
+@pytest.fixture(scope="module")
+def set_b(tmp_path_factory):
+    tab = _table()
+    out = tmp_path_factory.mktemp("cv") / "B"
+    return tab, out, run_sed_cv(tab, _cfg("B"), out)
+
+
+def test_outputs_layout_and_metrics_shape(set_b):
+    tab, out, res = set_b
+    for name in ("predictions.parquet", "metrics.json", "config.toml", "meta.json"):
+        assert (out / name).exists(), name
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert len(pred) == len(tab.spaxels)
+    cols = {"galaxy_id", "spaxel_id", "fold", "log_age_true", "zh_true"}
+    cols |= {f"{t}_{m}" for t in ("log_age", "zh") for m in ("cnn", "constant", "random", "random_forest")}
+    assert cols <= set(pred.columns)
+    assert np.all(np.isfinite(pred[sorted(cols - {"galaxy_id", "spaxel_id", "fold"})].to_numpy()))
+    assert np.array_equal(pred.log_age_true, tab.spaxels.log_age)
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) == {"cnn", "constant", "random", "random_forest", "pcc_residuals"}
+    assert set(m["cnn"]["zh"]) == {"robust_sigma", "rmse", "bias", "n"} and m["cnn"]["zh"]["n"] == len(pred)
+    resid = pred.log_age_constant - pred.log_age_true
+    assert m["constant"]["log_age"]["rmse"] == pytest.approx(np.sqrt(np.mean(resid ** 2)))
+    assert set(m["pcc_residuals"]) == {"cnn", "constant", "random", "random_forest"}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["split"] == "B" and meta["photopop_version"]
+    for k in range(4):
+        assert (out / "folds" / f"fold_{k}" / "cnn_log_age" / "history.csv").exists()
+        assert (out / "folds" / f"fold_{k}" / "cnn_zh" / "model.pt").exists()
+
+
+def test_set_b_folds_never_share_a_galaxy(set_b):
+    tab, out, res = set_b
+    gid = tab.spaxels.galaxy_id.to_numpy()
+    assert np.array_equal(res.folds, make_folds(gid, "B", 4, seed=0))
+    per_gal = pd.Series(res.folds).groupby(gid).nunique()
+    assert (per_gal == 1).all()
+    # each fold's model was trained on exactly the other folds' rows (hash of its training rows)
+    mags = tab.magnitudes()
+    for k in range(4):
+        meta = json.loads((out / "folds" / f"fold_{k}" / "cnn_zh" / "meta.json").read_text())
+        train = np.flatnonzero(res.folds != k)
+        assert meta["train_table_hash"] == table_hash(mags[train], tab.spaxels[["zh"]].to_numpy()[train])
+
+
+def test_normalisation_from_fit_rows_and_grouped_validation(set_b):
+    tab, out, res = set_b
+    gid = tab.spaxels.galaxy_id.to_numpy()
+    mags = tab.magnitudes()
+    for k in range(4):
+        train = np.flatnonzero(res.folds != k)
+        fit_idx, val_idx = carve_validation(train, gid, scheme="B", fraction=0.2, seed=derived_seed(0, "val", k))
+        assert set(gid[fit_idx]).isdisjoint(gid[val_idx])
+        norm = json.loads((out / "folds" / f"fold_{k}" / "cnn_log_age" / "normalisation.json").read_text())
+        assert np.allclose(norm["input"]["mean"], mags[fit_idx].mean(0))
+        assert np.allclose(norm["target"]["mean"], tab.spaxels.log_age.to_numpy()[fit_idx].mean())
+        meta = json.loads((out / "folds" / f"fold_{k}" / "cnn_log_age" / "meta.json").read_text())
+        assert meta["n_fit_rows"] == fit_idx.size and meta["n_val_rows"] == val_idx.size
+
+
+def test_constant_baseline_uses_training_folds_only(set_b):
+    tab, _, res = set_b
+    p = res.predictions
+    for k in range(4):
+        expect = tab.spaxels.log_age[res.folds != k].mean()
+        assert np.allclose(p.log_age_constant[p.fold == k], expect)
+
+
+def test_rerun_reuses_finished_work(set_b):
+    tab, out, res = set_b
+    again = run_sed_cv(tab, _cfg("B"), out)
+    assert again.timings == {}
+    pd.testing.assert_frame_equal(again.predictions, res.predictions)
+    # another max_epochs only redoes the CNN
+    more = run_sed_cv(tab, _cfg("B", max_epochs=4), out)
+    assert set(more.timings) == {f"fold{k}_cnn_s" for k in range(4)}
+    assert np.array_equal(more.predictions.zh_random_forest, res.predictions.zh_random_forest)
+
+
+def test_set_a_spreads_galaxies_and_joint_model(tmp_path):
+    tab = _table()
+    res = run_sed_cv(tab, _cfg("A", methods=("cnn", "constant"), joint_targets=True), tmp_path / "A")
+    gid = tab.spaxels.galaxy_id.to_numpy()
+    assert (pd.Series(res.folds).groupby(gid).nunique() == 4).all()
+    assert (tmp_path / "A" / "folds" / "fold_0" / "cnn" / "model.pt").exists()
+    assert np.all(np.isfinite(res.predictions.zh_cnn))
+
+
+def test_bad_input(tmp_path):
+    tab = _table()
+    tab.spaxels.loc[3, "mag_b2"] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        run_sed_cv(tab, _cfg(), tmp_path / "x")
+    with pytest.raises(InputError, match="method"):
+        run_sed_cv(_table(), _cfg(methods=("cnn", "xgboost")), tmp_path / "y")
+
+
+def test_cli_end_to_end_on_mock_with_template_fit(tmp_path):
+    """Tiny mock survey -> `photopop sed cv` with every method, figures and a printed table."""
+    from photopop.config import save_config
+    from photopop.simulate.geometry import GalaxySampleConfig
+    from photopop.simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
+
+    mock = simulate_ifu_survey(IFUSurveyConfig(sample=GalaxySampleConfig(n_galaxies=8, spaxels_per_galaxy=30)))
+    mock.write(tmp_path / "mock")
+    cfg = _cfg("B", methods=("cnn", "constant", "random", "random_forest", "template_fit"))
+    cfg.template_grid = TemplateGridConfig(ages_gyr=(0.5, 2.0, 8.0), taus_gyr=(0.3, 3.0), zh=(-0.8, -0.3, 0.1),
+                                           a_v=(0.0, 0.5, 1.0))
+    save_config(cfg, tmp_path / "cfg.toml")
+    rc = main(["sed", "cv", "--table", str(tmp_path / "mock"), "--split", "B", "--target", "both",
+               "--out", str(tmp_path / "cv"), "--config", str(tmp_path / "cfg.toml"), "--max-epochs", "2",
+               "--seed", "1", "--quiet"])
+    assert rc == 0
+    m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert m["template_fit"]["log_age"]["n"] == len(mock.spaxels)
+    assert (tmp_path / "cv" / "figures" / "pred_vs_true_cnn.png").stat().st_size > 1000
+    assert (tmp_path / "cv" / "figures" / "learning_curves.png").exists()
+    assert json.loads((tmp_path / "cv" / "meta.json").read_text())["seed"] == 1
+    # predict with a fold model through the CLI
+    rc = main(["sed", "predict", "--model", str(tmp_path / "cv" / "folds" / "fold_0" / "cnn_zh"),
+               "--table", str(tmp_path / "mock"), "--out", str(tmp_path / "p.parquet")])
+    assert rc == 0 and len(pd.read_parquet(tmp_path / "p.parquet")) == len(mock.spaxels)
+
+
+def test_cli_reports_mismatch(tmp_path, capsys):
+    tab = _table()
+    tab.write(tmp_path / "t")
+    assert main(["sed", "train", "--table", str(tmp_path / "t"), "--target", "zh", "--out", str(tmp_path / "m"),
+                 "--max-epochs", "2", "--quiet"]) == 0
+    other = _table()
+    other.meta["filter_system"] = "sdss"
+    other.write(tmp_path / "o")
+    rc = main(["sed", "predict", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "o"),
+               "--out", str(tmp_path / "p.csv")])
+    assert rc == 2 and "filter system differs" in capsys.readouterr().err
+
+
+def test_template_fit_refused_upfront_without_a_known_filter_system(tmp_path):
+    tab = _table()  # filter system 'toy' is not a real one
+    with pytest.raises(InputError):
+        run_sed_cv(tab, _cfg(methods=("cnn", "template_fit")), tmp_path / "z")
+    assert not (tmp_path / "z" / "folds").exists()  # nothing trained before the refusal
