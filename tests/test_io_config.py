@@ -96,3 +96,19 @@ def test_config_unknown_key_is_refused():
     with pytest.raises(InputError, match="unknown setting"):
         from_dict(Outer, {"nmae": "typo"})
     assert "optional" not in to_dict(Outer())
+
+
+def test_atomic_writes_follow_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755

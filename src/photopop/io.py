@@ -20,6 +20,17 @@ import pandas as pd
 
 from .errors import InputError
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _follow_umask(path: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700 entries; give them the permissions a plain open/mkdir would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".fits": "fits", ".fit": "fits",
                   ".fits.gz": "fits"}
 
@@ -32,6 +43,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    _follow_umask(tmp_path, directory=False)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -46,6 +58,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _follow_umask(tmp, directory=True)
     try:
         yield tmp
         if path.exists():
