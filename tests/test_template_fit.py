@@ -99,3 +99,14 @@ def test_bad_templates():
         TemplateFitter(np.zeros((2, 4)), np.ones(2))
     with pytest.raises(InputError, match="to match the templates"):
         TemplateFitter(np.ones((3, 4)), np.ones(3)).fit(np.ones((2, 5)))
+
+
+def test_error_floor_is_added_in_quadrature_and_weights_noise_free_photometry():
+    from photopop.models.template_fit import floored_magerr
+
+    e = floored_magerr(np.array([[0.0, 0.03]]), 1, 2, 0.04)
+    np.testing.assert_allclose(e, [[0.04, 0.05]])
+    assert floored_magerr(None, 3, 2, 0.0) is None
+    np.testing.assert_allclose(floored_magerr(None, 3, 2, 0.02), np.full((3, 2), 0.02))
+    with pytest.raises(InputError):
+        floored_magerr(None, 1, 1, -0.1)

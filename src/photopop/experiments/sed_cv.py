@@ -38,7 +38,7 @@ from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomDrawBaseline, RandomForestBaseline, RandomForestConfig
 from ..models.saved import table_hash
 from ..models.sed_cnn import SEDCNNConfig
-from ..models.template_fit import TemplateGridConfig, build_template_grid, redshift_grid
+from ..models.template_fit import TemplateGridConfig, build_template_grid, floored_magerr, redshift_grid
 from ..splits import carve_validation, make_folds, normalise_scheme
 from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 
@@ -302,6 +302,7 @@ def _run_template_fit(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.nda
     err_cols = [f"magerr_{b}" for b in tab.bands]
     if all(c in df.columns for c in err_cols):
         errs = df[err_cols].to_numpy(dtype=np.float64)[test]
+    errs = floored_magerr(errs, mags[test].shape[0], len(tab.bands), cfg.template_grid.error_floor_mag)
     label_names = [t for t in cfg.targets]
     unknown = [t for t in label_names if t not in grid.labels.columns]
     if unknown:

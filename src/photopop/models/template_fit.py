@@ -198,6 +198,8 @@ class TemplateGridConfig:
 
     redshift_step: templates are observed at redshifts spaced by this step covering the objects'
     redshifts (each object is fitted with the grid nearest its redshift); 0 = rest frame only.
+    error_floor_mag: added in quadrature to the magnitude errors before the fit (the usual allowance for
+    template mismatch and calibration); it also gives noise-free photometry finite weights.
     """
 
     ages_gyr: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.5, 7.0, 9.0, 11.0, 13.0)
@@ -207,6 +209,16 @@ class TemplateGridConfig:
     dust: str = "calzetti"
     redshift_step: float = 0.005
     estimate: str = "mean"
+    error_floor_mag: float = 0.02
+
+
+def floored_magerr(magerr: np.ndarray | None, n_rows: int, n_bands: int, floor_mag: float) -> np.ndarray | None:
+    """Magnitude errors with `floor_mag` added in quadrature (None errors -> the floor alone, or None if 0)."""
+    if floor_mag < 0:
+        raise InputError(f"error_floor_mag must be >= 0, got {floor_mag}")
+    if magerr is None:
+        return np.full((n_rows, n_bands), float(floor_mag)) if floor_mag > 0 else None
+    return np.sqrt(np.asarray(magerr, dtype=np.float64) ** 2 + float(floor_mag) ** 2)
 
 
 @dataclass
