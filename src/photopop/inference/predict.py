@@ -37,6 +37,7 @@ DEFAULT_CHUNK_ROWS = 100_000
 #: model kind -> "module:callable" (or a callable) taking (path, device=, batch_size=) -> predictor
 MODEL_KINDS: dict[str, str | Callable[..., Any]] = {
     "sed": "photopop.inference.predict:load_sed_predictor",
+    "sed-ensemble": "photopop.inference.predict:load_sed_predictor",
 }
 
 
@@ -93,10 +94,10 @@ class SEDPredictor:
 
 
 def load_sed_predictor(path: str | Path, device: str = "auto", batch_size: int = 4096) -> SEDPredictor:
-    """Load a SED-CNN model folder (`SavedSEDModel`) as a predictor."""
-    from ..models.saved import SavedSEDModel
+    """Load a SED-CNN model folder (`SavedSEDModel`) or a deep ensemble (`SEDEnsemble`) as a predictor."""
+    from ..models.saved import load_sed_model
 
-    return SEDPredictor(SavedSEDModel.load(path), device=device, batch_size=batch_size, path=path)
+    return SEDPredictor(load_sed_model(path), device=device, batch_size=batch_size, path=path)
 
 
 def register_model_kind(kind: str, loader: str | Callable[..., Any]) -> None:
@@ -183,14 +184,22 @@ def folder_hash(path: str | Path) -> str:
 
 
 #: meta.json entries that change what a SED model predicts (the rest is provenance)
-PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy")
+PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy", "loss", "sigma_scale")
 
 
 def saved_model_hash(model: Any) -> str:
     """sha256 of what a `SavedSEDModel` predicts with: architecture, weights, normalisation, bands/targets.
 
-    The same for the model in memory and after save/load, so either may resume the other's run.
+    The same for the model in memory and after save/load, so either may resume the other's run. An
+    ensemble hashes its members' hashes in order, with its own sigma scale.
     """
+    members = getattr(model, "members", None)
+    if members is not None:
+        h = hashlib.sha256()
+        for member in members:
+            h.update(saved_model_hash(member).encode())
+        h.update(json.dumps(model.meta.get("sigma_scale"), sort_keys=True, default=str).encode())
+        return h.hexdigest()
     h = hashlib.sha256()
     h.update(repr(model.network.config).encode())
     for name, tensor in sorted(model.network.state_dict().items()):

@@ -7,7 +7,14 @@ Folder layout (written atomically with `photopop.io.atomic_dir`):
                         extra settings the trainer stores (e.g. ``[train]``)
 ``normalisation.json``  input and target mean/scale, fitted on the training rows only
 ``meta.json``           ``bands`` (ordered), ``filter_system``, ``targets``, ``input_kind``,
-                        ``ref_band``, ``nan_policy``, ``photopop_version``, ``train_table_hash``
+                        ``ref_band``, ``nan_policy``, ``photopop_version``, ``train_table_hash``;
+                        for heteroscedastic models ``loss`` = 'gaussian_nll' (the network outputs
+                        means then log-variances) and optionally ``sigma_scale`` {target: factor}
+                        from `photopop.evaluation.calibration.fit_sigma_scale`
+
+Heteroscedastic models predict ``<target>`` and ``<target>_sigma`` (label units, recalibrated by
+``sigma_scale`` when present). `load_sed_model` opens a single model or a deep ensemble
+(`photopop.models.ensemble.SEDEnsemble`, meta kind 'sed-ensemble') from its folder.
 
 Prediction checks the input bands and filter system against ``meta.json`` and raises
 `MismatchError` naming the difference; bands in another order are reordered.
@@ -30,10 +37,11 @@ from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
 from ..io import atomic_dir, dumps_json
 from .normalise import Standardiser, make_features
-from .sed_cnn import SEDCNN, SEDCNNConfig
+from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
 MAG_PREFIX = "mag_"
-NAN_POLICIES = ("refuse",)  # 'mask' is reserved for a future model trained with band masks
+NAN_POLICIES = ("refuse", "mask")  # 'mask': trained with a presence-mask channel, accepts NaN bands
+SIGMA_SUFFIX = "_sigma"
 
 
 def bands_in_frame(df: pd.DataFrame) -> list[str]:
@@ -134,6 +142,11 @@ class SavedSEDModel:
         self.meta.setdefault("nan_policy", "refuse")
         if self.meta["nan_policy"] not in NAN_POLICIES:
             raise InputError(f"unsupported nan_policy {self.meta['nan_policy']!r}; known: {list(NAN_POLICIES)}")
+        self.meta.setdefault("loss", "mse")
+        want = len(self.meta["targets"]) * (2 if self.heteroscedastic else 1)
+        if int(getattr(network, "n_outputs", want)) != want:
+            raise InputError(f"network has {network.n_outputs} outputs but {want} are needed for targets "
+                             f"{self.meta['targets']} with loss {self.meta['loss']!r}")
 
     @property
     def bands(self) -> list[str]:
@@ -147,6 +160,63 @@ class SavedSEDModel:
     def filter_system(self) -> str | None:
         return self.meta.get("filter_system")
 
+    @property
+    def heteroscedastic(self) -> bool:
+        """True if the network predicts a per-object sigma (trained with the Gaussian NLL)."""
+        return self.meta.get("loss") == "gaussian_nll"
+
+    @property
+    def sigma_scale(self) -> np.ndarray:
+        """Recalibration factor per target applied to predicted sigmas (1 = none)."""
+        s = self.meta.get("sigma_scale") or {}
+        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)
+
+    def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
+        """Store per-target sigma factors (from held-out calibration rows); None removes them."""
+        if scale is None:
+            self.meta.pop("sigma_scale", None)
+            return
+        bad = [t for t in scale if t not in self.targets]
+        if bad:
+            raise InputError(f"sigma_scale names unknown target(s) {bad}; model targets {self.targets}")
+        vals = {t: float(v) for t, v in scale.items()}
+        if not all(np.isfinite(v) and v > 0 for v in vals.values()):
+            raise InputError(f"sigma_scale factors must be finite and > 0, got {vals}")
+        self.meta["sigma_scale"] = vals
+
+    def _inputs(self, mags: np.ndarray) -> np.ndarray:
+        """Standardised network inputs (n, L), or (n, 2, L) with a presence mask for 'mask' models."""
+        mags = np.asarray(mags, dtype=np.float64)
+        if self.meta["nan_policy"] == "mask":
+            if np.isinf(mags).any():
+                raise InputError("input: infinite magnitudes; use NaN for missing bands")
+            x = self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
+                                                        self.meta.get("ref_band")))
+            present = np.isfinite(x)
+            return np.stack([np.where(present, x, 0.0), present.astype(np.float64)], axis=1)
+        check_finite(mags, self.bands)
+        return self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
+                                                       self.meta.get("ref_band")))
+
+    def predict_with_sigma(self, mags: np.ndarray, batch_size: int = 4096, device: str | torch.device = "cpu",
+                           num_threads: int | None = None, calibrated: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(means, sigmas) (n, n_targets) in label units; sigmas None for a plain MSE model.
+
+        sigma = exp(log_var / 2) * target scale (undoing the standardisation), times the stored
+        recalibration factor unless `calibrated` is False.
+        """
+        z = run_network(self.network, self._inputs(mags), batch_size=batch_size, device=device,
+                        num_threads=num_threads)
+        k = len(self.targets)
+        mu = self.target_norm.inverse(z[:, :k])
+        if not self.heteroscedastic:
+            return mu, None
+        sigma = np.exp(0.5 * np.clip(z[:, k:], LOGVAR_MIN, LOGVAR_MAX)) * self.target_norm.scale
+        if calibrated:
+            sigma = sigma * self.sigma_scale
+        return mu, sigma
+
     # -- prediction ------------------------------------------------------------------------
     def predict_array(self, mags: np.ndarray, batch_size: int = 4096, device: str | torch.device = "cpu",
                       num_threads: int | None = None) -> np.ndarray:
@@ -155,12 +225,8 @@ class SavedSEDModel:
         num_threads: torch CPU threads for this call (None = leave torch's setting); 1 is fastest on
         machines whose cores are shared with other jobs.
         """
-        mags = np.asarray(mags, dtype=np.float64)
-        check_finite(mags, self.bands)
-        x = self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
-                                                    self.meta.get("ref_band")))
-        z = run_network(self.network, x, batch_size=batch_size, device=device, num_threads=num_threads)
-        return self.target_norm.inverse(z)
+        mu, _ = self.predict_with_sigma(mags, batch_size=batch_size, device=device, num_threads=num_threads)
+        return mu
 
     def predict(self, data: Any, bands: Sequence[str] | None = None, filter_system: str | None = None,
                 batch_size: int = 4096, device: str | torch.device = "cpu",
@@ -168,12 +234,14 @@ class SavedSEDModel:
         """Predict every target for an SEDTable, a DataFrame with mag_<band> columns, or an array.
 
         Bands are matched by name (reordered if needed); other bands or another filter system
-        raise MismatchError. Returns a DataFrame with one column per target (index kept).
+        raise MismatchError. Returns a DataFrame with one column per target (index kept), and
+        ``<target>_sigma`` columns for heteroscedastic models.
         """
         mags, given, system, index = extract_magnitudes(data, bands, filter_system)
         order = check_bands(self.bands, given, self.filter_system, system)
-        pred = self.predict_array(mags[:, order], batch_size=batch_size, device=device, num_threads=num_threads)
-        return pd.DataFrame(pred, columns=self.targets, index=index)
+        mu, sigma = self.predict_with_sigma(mags[:, order], batch_size=batch_size, device=device,
+                                            num_threads=num_threads)
+        return prediction_frame(mu, sigma, self.targets, index)
 
     # -- folders ---------------------------------------------------------------------------
     def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
@@ -264,3 +332,34 @@ def _run_network(network: SEDCNN, x: np.ndarray, batch_size: int, device: torch.
     network.train(was_training)
     return out
 
+
+
+def prediction_frame(mu: np.ndarray, sigma: np.ndarray | None, targets: Sequence[str],
+                     index: pd.Index | None = None) -> pd.DataFrame:
+    """DataFrame with ``<target>`` columns, then ``<target>_sigma`` columns when sigmas are given."""
+    out = pd.DataFrame(mu, columns=list(targets), index=index)
+    if sigma is not None:
+        for j, t in enumerate(targets):
+            out[t + SIGMA_SUFFIX] = sigma[:, j]
+    return out
+
+
+def load_sed_model(path: str | Path) -> Any:
+    """Open a model folder: a single `SavedSEDModel` or, for meta kind 'sed-ensemble', an `SEDEnsemble`.
+
+    Both have ``predict(data, bands=, filter_system=, batch_size=, device=, num_threads=)``,
+    ``predict_array``, ``bands``, ``targets``, ``filter_system`` and ``meta``.
+    """
+    path = Path(path)
+    meta_file = path / "meta.json"
+    kind = None
+    if meta_file.exists():
+        try:
+            kind = json.loads(meta_file.read_text()).get("kind")
+        except Exception as exc:
+            raise InputError(f"{meta_file}: cannot read ({exc})") from exc
+    if kind == "sed-ensemble":
+        from .ensemble import SEDEnsemble
+
+        return SEDEnsemble.load(path)
+    return SavedSEDModel.load(path)

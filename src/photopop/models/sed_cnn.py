@@ -19,6 +19,9 @@ from torch import nn
 
 from ..errors import InputError
 
+#: log-variance clamp of heteroscedastic heads (standardised units): sigma in [e^-6, e^4] target sd
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "elu": nn.ELU,
@@ -38,6 +41,8 @@ class SEDCNNConfig:
     dense_units: widths of the hidden dense layers (the paper: two).
     dropout: dropout rate after each hidden dense layer (0 = none).
     activation: one of relu, elu, gelu, tanh, leaky_relu, silu.
+    in_channels: input channels per band: 1 (the standardised SED) or 2 (value with missing bands set
+    to 0, plus a 0/1 presence mask: models trained to accept missing bands, nan_policy 'mask').
     """
 
     conv_filters: tuple[int, ...] = (4, 16)
@@ -46,6 +51,7 @@ class SEDCNNConfig:
     dense_units: tuple[int, ...] = (256, 128)
     dropout: float = 0.0
     activation: str = "relu"
+    in_channels: int = 1
 
     def validate(self) -> None:
         """Raise InputError for inconsistent or out-of-range settings."""
@@ -58,6 +64,8 @@ class SEDCNNConfig:
             raise InputError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.activation not in ACTIVATIONS:
             raise InputError(f"unknown activation {self.activation!r}; use one of {sorted(ACTIVATIONS)}")
+        if int(self.in_channels) not in (1, 2):
+            raise InputError(f"in_channels must be 1 (values) or 2 (values + mask), got {self.in_channels}")
 
 
 def _same_pad(kernel: int) -> nn.Module:
@@ -78,7 +86,7 @@ class SEDCNN(nn.Module):
         self.n_outputs = int(n_outputs)
         act = ACTIVATIONS[self.config.activation]
         layers: list[nn.Module] = []
-        in_ch = 1
+        in_ch = int(self.config.in_channels)
         for filters, kernel in zip(self.config.conv_filters, self.config.kernel_sizes):
             layers += [_same_pad(int(kernel)), nn.Conv1d(in_ch, int(filters), int(kernel)), act()]
             in_ch = int(filters)
@@ -96,9 +104,15 @@ class SEDCNN(nn.Module):
         dense.append(nn.Linear(width, self.n_outputs))
         self.head = nn.Sequential(*dense)
 
+    @property
+    def in_channels(self) -> int:
+        return int(self.config.in_channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (N, n_inputs) -> (N, n_outputs)."""
-        return self.head(self.features(x.unsqueeze(1)))
+        """x: (N, n_inputs) or (N, in_channels, n_inputs) -> (N, n_outputs)."""
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        return self.head(self.features(x))
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -37,12 +37,13 @@ from ..errors import InputError
 from ..io import dumps_json
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
 from ..models.saved import SavedSEDModel, check_finite, extract_magnitudes, table_hash
-from ..models.sed_cnn import SEDCNN, SEDCNNConfig
+from ..models.sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint, settings_fingerprint
 from .device import resolve_device
 
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("none", "plateau")
+LOSSES = ("mse", "gaussian_nll")
 
 
 @dataclass
@@ -56,6 +57,14 @@ class TrainConfig:
     threads during training (restored afterwards; 0 = torch's default). The default 1 is deliberate:
     batches of this small network are too small for intra-op threads to pay, and on a machine whose
     cores are shared, multi-threaded steps can run 10-20x slower (threads wait at every barrier).
+
+    loss: 'mse' (the paper) or 'gaussian_nll': a heteroscedastic head, the network outputs a mean and a
+    log-variance per target and minimises 0.5 (log s^2 + (y - mu)^2 / s^2) (log-variance clamped to
+    [LOGVAR_MIN, LOGVAR_MAX]); early stopping then follows the validation NLL.
+    noise_augment: each batch, add Gaussian noise with the rows' own input errors (``x_train_sd`` of
+    `train_network`, from the magerr columns) to the inputs, so the network learns from re-noised data.
+    band_dropout: for models with a presence-mask channel (nan_policy 'mask'), each training row hides a
+    fraction ~ U(0, band_dropout) of its bands every batch, so it learns to predict with bands missing.
     """
 
     optimizer: str = "adam"
@@ -73,6 +82,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_threads: int = 1
+    loss: str = "mse"
+    noise_augment: bool = False
+    band_dropout: float = 0.0
 
     def validate(self) -> None:
         """Raise InputError for out-of-range settings."""
@@ -80,6 +92,10 @@ class TrainConfig:
             raise InputError(f"unknown optimizer {self.optimizer!r}; use one of {list(OPTIMIZERS)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"unknown lr_schedule {self.lr_schedule!r}; use one of {list(LR_SCHEDULES)}")
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}; use one of {list(LOSSES)}")
+        if not 0.0 <= float(self.band_dropout) < 1.0:
+            raise InputError(f"band_dropout must be in [0, 1), got {self.band_dropout}")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
         for name in ("batch_size", "max_epochs", "patience", "checkpoint_every"):
@@ -101,10 +117,14 @@ class TrainResult:
 
 def _fingerprint_settings(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
     # max_epochs / checkpoint_every / device / threads do not change the trajectory up to a given epoch
+    defaults = {"loss": "mse", "noise_augment": False, "band_dropout": 0.0}
     keep = {k: v for k, v in asdict(config).items()
-            if k not in ("max_epochs", "checkpoint_every", "device", "num_threads")}
+            if k not in ("max_epochs", "checkpoint_every", "device", "num_threads")
+            and not (k in defaults and v == defaults[k])}
     arch = getattr(model, "config", None)
     keep["architecture"] = to_dict(arch) if arch is not None else repr(model)
+    if isinstance(keep["architecture"], dict) and keep["architecture"].get("in_channels") == 1:
+        del keep["architecture"]["in_channels"]  # checkpoints made before the mask channel stay valid
     keep["n_parameters"] = sum(p.numel() for p in model.parameters())
     return keep
 
@@ -142,6 +162,7 @@ def train_network(
     target_scale: np.ndarray | None = None,
     quiet: bool = False,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    x_train_sd: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `model` in place on standardised arrays; returns learning curves (best weights restored).
 
@@ -149,6 +170,10 @@ def train_network(
     per-target MSE to label units in the history. `callback(epoch, record)` runs after every epoch
     (after the checkpoint); an exception it raises (e.g. optuna's TrialPruned) stops training.
     With `checkpoint_path`, an existing compatible checkpoint is resumed.
+    With ``config.loss == 'gaussian_nll'`` the model must have 2 n_targets outputs (means, then
+    log-variances). A model with ``in_channels == 2`` takes x with NaN for missing bands (turned into a
+    value channel with 0 and a presence mask). `x_train_sd` (same shape as x_train, standardised units)
+    is the per-row input noise used when ``config.noise_augment`` is on.
     """
     config = config or TrainConfig()
     config.validate()
@@ -161,11 +186,28 @@ def train_network(
         raise InputError("inputs and targets differ in length")
     if len(x_train) < 1 or len(x_val) < 1:
         raise InputError(f"need at least one training and one validation row, got {len(x_train)} and {len(x_val)}")
+    mask_mode = int(getattr(model, "in_channels", 1)) == 2
     for name, arr in (("training inputs", x_train), ("training targets", y_train),
                       ("validation inputs", x_val), ("validation targets", y_val)):
-        if not np.all(np.isfinite(arr)):
+        ok = ~np.isinf(arr) if (mask_mode and "inputs" in name) else np.isfinite(arr)
+        if not np.all(ok):
             raise InputError(f"{name} contain NaN/inf")
     n_targets = y_train.shape[1]
+    n_out = getattr(model, "n_outputs", None)
+    want = 2 * n_targets if config.loss == "gaussian_nll" else n_targets
+    if n_out is not None and int(n_out) != want:
+        raise InputError(f"loss {config.loss!r} with {n_targets} target(s) needs a network with {want} outputs, "
+                         f"this one has {n_out}")
+    if config.noise_augment:
+        if x_train_sd is None:
+            raise InputError("noise_augment needs the per-row input errors (x_train_sd, from magerr columns)")
+        x_train_sd = np.asarray(x_train_sd, dtype=np.float64)
+        if x_train_sd.shape != x_train.shape or not np.all(np.isfinite(x_train_sd) | np.isnan(x_train)):
+            raise InputError(f"x_train_sd must be finite with the shape of x_train {x_train.shape}")
+    else:
+        x_train_sd = None
+    if config.band_dropout > 0 and not mask_mode:
+        raise InputError("band_dropout needs a network with a mask channel (architecture in_channels=2)")
     names = list(target_names) if target_names is not None else [f"t{j}" for j in range(n_targets)]
     scale2 = (np.ones(n_targets) if target_scale is None else np.asarray(target_scale, dtype=np.float64)) ** 2
 
@@ -178,15 +220,39 @@ def train_network(
     try:
         with torch.random.fork_rng(devices=devices):
             return _train(model, x_train, y_train, x_val, y_val, config, device, fingerprint,
-                          Path(checkpoint_path) if checkpoint_path else None, names, scale2, quiet, callback)
+                          Path(checkpoint_path) if checkpoint_path else None, names, scale2, quiet, callback,
+                          x_train_sd, mask_mode)
     finally:
         torch.set_num_threads(threads)
 
 
+def mask_channels(x: np.ndarray) -> np.ndarray:
+    """(n, L) standardised features with NaN for missing -> (n, 2, L): value (missing = 0) and presence mask."""
+    present = np.isfinite(x)
+    return np.stack([np.where(present, x, 0.0), present.astype(np.float64)], axis=1)
+
+
+def loss_terms(out: torch.Tensor, y: torch.Tensor, heteroscedastic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(error of the mean, per-element loss): squared error, or the Gaussian NLL without its constant."""
+    k = y.shape[1]
+    if not heteroscedastic:
+        err = out - y
+        return err, err * err
+    err = out[:, :k] - y
+    logv = out[:, k:].clamp(LOGVAR_MIN, LOGVAR_MAX)
+    return err, 0.5 * (logv + err * err * torch.exp(-logv))
+
+
 def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: torch.device, fingerprint: str,
-           ckpt: Path | None, names: list[str], scale2: np.ndarray, quiet: bool, callback) -> TrainResult:
+           ckpt: Path | None, names: list[str], scale2: np.ndarray, quiet: bool, callback,
+           x_sd: np.ndarray | None = None, mask_mode: bool = False) -> TrainResult:
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+    # augmentation draws come from their own stream: the default trajectory is unchanged
+    aug = torch.Generator().manual_seed(config.seed + 7919)
+    hetero = config.loss == "gaussian_nll"
+    if mask_mode:
+        x_train, x_val = mask_channels(x_train), mask_channels(x_val)
     model.to(device)
     opt = _make_optimizer(model, config)
     sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=config.lr_factor,
@@ -196,6 +262,8 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
     yt = torch.as_tensor(y_train, dtype=torch.float32, device=device)
     xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
     yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
+    sdt = (torch.as_tensor(np.nan_to_num(x_sd), dtype=torch.float32, device=device)
+           if x_sd is not None else None)
     n = xt.shape[0]
     bs = int(config.batch_size)
 
@@ -218,6 +286,8 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
         if sched is not None and state.get("scheduler") is not None:
             sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("aug_rng") is not None:
+            aug.set_state(state["aug_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         gen.set_state(state["gen_rng"])
@@ -233,7 +303,8 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
         rng = np.random.default_rng(config.seed)
         tr0 = _random_label_mse(y_train, y_train, rng)
         va0 = _random_label_mse(y_val, y_train, rng)
-        rec0: dict[str, float] = {"epoch": 0, "train_loss": float(tr0.mean()), "val_loss": float(va0.mean()),
+        f0 = 0.5 if hetero else 1.0  # NLL with unit variance = half the MSE (constant dropped)
+        rec0: dict[str, float] = {"epoch": 0, "train_loss": float(f0 * tr0.mean()), "val_loss": float(f0 * va0.mean()),
                                   "lr": float(config.learning_rate)}
         for j, t in enumerate(names):
             rec0[f"train_mse_{t}"] = float(tr0[j] * scale2[j])
@@ -248,7 +319,7 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
             "scheduler": sched.state_dict() if sched is not None else None,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "gen_rng": gen.get_state(),
+            "gen_rng": gen.get_state(), "aug_rng": aug.get_state(),
             "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad,
             "stopped_early": stopped, "best_state": best_state, "history": history,
             "photopop_version": __version__,
@@ -261,18 +332,23 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
             model.train()
             perm = torch.randperm(n, generator=gen).to(device)
             sse = torch.zeros(yt.shape[1], dtype=torch.float64, device=device)
+            sloss = torch.zeros(yt.shape[1], dtype=torch.float64, device=device)
             for start in range(0, n, bs):
                 idx = perm[start:start + bs]
                 xb, yb = xt[idx], yt[idx]
+                if sdt is not None or config.band_dropout > 0:
+                    xb = _augment(xb, sdt[idx] if sdt is not None else None, config.band_dropout, aug, mask_mode)
                 opt.zero_grad(set_to_none=True)
-                err = model(xb) - yb
-                loss = (err * err).mean()
+                err, terms = loss_terms(model(xb), yb, hetero)
+                loss = terms.mean()
                 loss.backward()
                 opt.step()
                 sse += (err.detach() ** 2).sum(dim=0).double()
+                sloss += terms.detach().sum(dim=0).double()
             train_mse = (sse / n).cpu().numpy()
-            val_mse = _evaluate(model, xv, yv)
-            val_loss = float(val_mse.mean())
+            train_loss = float((sloss / n).mean().cpu())
+            val_mse, val_terms = _evaluate_terms(model, xv, yv, hetero=hetero)
+            val_loss = float(val_terms.mean())
             if sched is not None:
                 sched.step(val_loss)
             if val_loss < best_loss - config.min_delta:
@@ -281,7 +357,7 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
             else:
                 bad += 1
             stopped = bad >= config.patience
-            rec = {"epoch": epoch, "train_loss": float(train_mse.mean()), "val_loss": val_loss,
+            rec = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                    "lr": float(opt.param_groups[0]["lr"])}
             for j, t in enumerate(names):
                 rec[f"train_mse_{t}"] = float(train_mse[j] * scale2[j])
@@ -302,15 +378,41 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
                        epochs_run=epoch, stopped_early=stopped, resumed_from_epoch=resumed_from)
 
 
+def _augment(xb: torch.Tensor, sdb: torch.Tensor | None, dropout: float, gen: torch.Generator,
+             mask_mode: bool) -> torch.Tensor:
+    """Re-noise a batch with its input errors and/or hide random bands (mask-channel models)."""
+    xb = xb.clone()
+    vals = xb[:, 0] if mask_mode else xb
+    if sdb is not None:
+        noise = torch.randn(vals.shape, generator=gen).to(xb.device) * sdb
+        if mask_mode:
+            noise = noise * xb[:, 1]
+        vals += noise
+    if dropout > 0 and mask_mode:
+        frac = torch.rand((xb.shape[0], 1), generator=gen) * dropout
+        drop = (torch.rand(vals.shape, generator=gen) < frac).to(xb.device)
+        xb[:, 0][drop] = 0.0
+        xb[:, 1][drop] = 0.0
+    return xb
+
+
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 65536) -> np.ndarray:
-    """Per-target MSE of the model on (x, y) in eval mode."""
+    """Per-target MSE of the model on (x, y) in eval mode (plain MSE networks)."""
+    return _evaluate_terms(model, x, y, batch)[0]
+
+
+def _evaluate_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 65536,
+                    hetero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-target MSE of the means and per-target mean loss (MSE or NLL) on (x, y) in eval mode."""
     model.eval()
     sse = torch.zeros(y.shape[1], dtype=torch.float64, device=y.device)
+    sloss = torch.zeros(y.shape[1], dtype=torch.float64, device=y.device)
     with torch.no_grad():
         for start in range(0, x.shape[0], batch):
-            err = model(x[start:start + batch]) - y[start:start + batch]
+            err, terms = loss_terms(model(x[start:start + batch]), y[start:start + batch], hetero)
             sse += (err * err).sum(dim=0).double()
-    return (sse / x.shape[0]).cpu().numpy()
+            sloss += terms.sum(dim=0).double()
+    return (sse / x.shape[0]).cpu().numpy(), (sloss / x.shape[0]).cpu().numpy()
 
 
 def build_network(n_inputs: int, n_outputs: int, config: SEDCNNConfig, seed: int) -> SEDCNN:
@@ -330,7 +432,10 @@ class SEDRegressorConfig:
     (see photopop.models.normalise); ref_band: colour reference ('' = middle band).
     val_fraction / val_scheme: validation carved from the training rows by
     `photopop.splits.carve_validation`; scheme 'auto' = by galaxy ('B') when galaxy ids are known,
-    else random rows. nan_policy: 'refuse' (a 'mask' policy is reserved for later).
+    else random rows. nan_policy: 'refuse' (NaN magnitudes are an error) or 'mask' (input_kind 'mag'
+    only: the network gets a presence-mask channel, is trained with ``train.band_dropout`` and then
+    accepts NaN for missing bands). With ``train.loss = 'gaussian_nll'`` the model also predicts a
+    per-object sigma (``<target>_sigma`` columns).
     """
 
     targets: tuple[str, ...] = ("log_age",)
@@ -355,15 +460,22 @@ class SEDRegressor:
     def fit(self, data: Any, y: Any = None, *, bands: Sequence[str] | None = None,
             filter_system: str | None = None, galaxy_ids: Any = None,
             val_idx: Any = None, checkpoint_path: str | Path | None = None,
-            quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None) -> "SEDRegressor":
+            quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None,
+            magerr: Any = None) -> "SEDRegressor":
         """Train on an SEDTable, a DataFrame (mag_<band> + target columns) or an array (+ `y`, `bands`).
 
         Validation rows: `val_idx` (row positions) if given, else carved with `val_scheme`, grouped
         by `galaxy_ids` (default: the table's galaxy_id column). Normalisation is fitted on the
-        remaining (fitting) rows only.
+        remaining (fitting) rows only. `magerr` (n, n_bands) gives the magnitude errors for
+        ``train.noise_augment`` when `data` is an array (tables give their magerr_<band> columns).
         """
         cfg = self.config
         check_kind(cfg.input_kind)
+        if cfg.nan_policy not in ("refuse", "mask"):
+            raise InputError(f"unknown nan_policy {cfg.nan_policy!r}; use 'refuse' or 'mask'")
+        mask_mode = cfg.nan_policy == "mask"
+        if mask_mode and cfg.input_kind != "mag":
+            raise InputError("nan_policy 'mask' needs input_kind 'mag' (colours/fluxes of missing bands are undefined)")
         targets = list(cfg.targets)
         if not targets:
             raise InputError("no targets configured")
@@ -382,7 +494,11 @@ class SEDRegressor:
                 raise InputError(f"y has {yarr.shape[1]} column(s) but {len(targets)} target(s) are configured")
         if galaxy_ids is None and frame is not None and "galaxy_id" in frame.columns:
             galaxy_ids = frame["galaxy_id"].to_numpy()
-        check_finite(mags, bands_l, "training table")
+        if mask_mode:
+            if np.isinf(mags).any():
+                raise InputError("training table: infinite magnitudes (use NaN for missing bands)")
+        else:
+            check_finite(mags, bands_l, "training table")
         bad_y = ~np.isfinite(yarr)
         if bad_y.any():
             raise InputError(f"{int(bad_y.any(axis=1).sum())} training row(s) have NaN/inf targets "
@@ -391,18 +507,31 @@ class SEDRegressor:
 
         ref = cfg.ref_band or None
         feats = make_features(mags, bands_l, cfg.input_kind, ref)
-        in_norm = Standardiser.fit(feats[fit_idx], feature_names(bands_l, cfg.input_kind, ref))
+        fnames = feature_names(bands_l, cfg.input_kind, ref)
+        in_norm = _fit_nan_standardiser(feats[fit_idx], fnames) if mask_mode else Standardiser.fit(feats[fit_idx], fnames)
         tg_norm = Standardiser.fit(yarr[fit_idx], targets)
         x = in_norm.transform(feats)
         z = tg_norm.transform(yarr)
-        net = build_network(x.shape[1], len(targets), cfg.architecture, cfg.train.seed)
+        x_sd = None
+        if cfg.train.noise_augment:
+            err = _magerr_array(data, frame, magerr, bands_l, mags.shape)
+            x_sd = feature_noise(mags, err, bands_l, cfg.input_kind, ref) / in_norm.scale
+        hetero = cfg.train.loss == "gaussian_nll"
+        arch = cfg.architecture
+        if mask_mode and int(arch.in_channels) != 2:
+            from dataclasses import replace
+
+            arch = replace(arch, in_channels=2)
+        n_out = 2 * len(targets) if hetero else len(targets)
+        net = build_network(x.shape[1], n_out, arch, cfg.train.seed)
         self.result_ = train_network(net, x[fit_idx], z[fit_idx], x[vidx], z[vidx], cfg.train,
                                      checkpoint_path=checkpoint_path, target_names=targets,
-                                     target_scale=tg_norm.scale, quiet=quiet, callback=callback)
+                                     target_scale=tg_norm.scale, quiet=quiet, callback=callback,
+                                     x_train_sd=x_sd[fit_idx] if x_sd is not None else None)
         net.to("cpu")
         meta = {"bands": bands_l, "filter_system": system, "targets": targets, "input_kind": cfg.input_kind,
                 "ref_band": resolve_ref_band(bands_l, ref) if cfg.input_kind == "colour" else None,
-                "nan_policy": cfg.nan_policy, "photopop_version": __version__,
+                "nan_policy": cfg.nan_policy, "loss": cfg.train.loss, "photopop_version": __version__,
                 "train_table_hash": table_hash(mags, yarr),
                 "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size),
                 "best_epoch": self.result_.best_epoch, "best_val_loss": self.result_.best_val_loss,
@@ -473,3 +602,53 @@ class SEDRegressor:
                                       stopped_early=bool(model.meta.get("stopped_early", False)))
         return out
 
+
+
+def _fit_nan_standardiser(x: np.ndarray, names: Sequence[str]) -> Standardiser:
+    """Standardiser over the present (finite) values of each column (mask-channel models)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(x, axis=0)
+        scale = np.nanstd(x, axis=0)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale))):
+        bad = [names[j] for j in np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(scale))]
+        raise InputError(f"no measured training values in feature(s) {bad}")
+    return Standardiser(list(names), mean, np.where(scale > 0, scale, 1.0))
+
+
+def _magerr_array(data: Any, frame: pd.DataFrame | None, magerr: Any, bands: Sequence[str],
+                  shape: tuple[int, ...]) -> np.ndarray:
+    """Magnitude errors (n, n_bands) for noise augmentation, from `magerr` or the magerr_<band> columns."""
+    if magerr is not None:
+        err = np.asarray(magerr, dtype=np.float64)
+    else:
+        if frame is None:
+            raise InputError("noise_augment with an array of magnitudes needs `magerr=`")
+        cols = [f"magerr_{b}" for b in bands]
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise InputError(f"noise_augment needs magnitude errors; table lacks column(s) {missing[:5]}")
+        err = frame[cols].to_numpy(dtype=np.float64)
+    if err.shape != tuple(shape):
+        raise InputError(f"magnitude errors must have shape {tuple(shape)}, got {err.shape}")
+    finite = np.isfinite(err)
+    if np.any(err[finite] < 0):
+        raise InputError("magnitude errors must be >= 0")
+    return np.where(finite, err, 0.0)
+
+
+def feature_noise(mags: np.ndarray, magerr: np.ndarray, bands: Sequence[str], kind: str,
+                  ref_band: str | None = None) -> np.ndarray:
+    """1-sigma noise of each input feature (physical units) from magnitude errors, to first order.
+
+    mag: sigma_m. colour m_b - m_ref: sqrt(sigma_b^2 + sigma_ref^2). flux f_b / median f:
+    0.4 ln10 f_b/med sigma_b (the median's own jitter is neglected).
+    """
+    if kind == "mag":
+        return np.asarray(magerr, dtype=np.float64).copy()
+    if kind == "colour":
+        ref = resolve_ref_band(bands, ref_band)
+        j = list(bands).index(ref)
+        keep = [i for i in range(len(bands)) if i != j]
+        return np.sqrt(magerr[:, keep] ** 2 + magerr[:, [j]] ** 2)
+    return 0.4 * math.log(10.0) * make_features(mags, bands, "flux") * magerr
