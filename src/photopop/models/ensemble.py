@@ -27,12 +27,12 @@ import torch
 from .. import __version__
 from ..errors import InputError
 from ..io import atomic_dir, dumps_json
-from .saved import SavedSEDModel, check_bands, extract_magnitudes, prediction_frame
+from .saved import SavedSEDModel, SigmaScaled, check_bands, extract_magnitudes, prediction_frame
 
 ENSEMBLE_KIND = "sed-ensemble"
 
 
-class SEDEnsemble:
+class SEDEnsemble(SigmaScaled):
     """K SED models predicting jointly: mean of member means, sigma from aleatoric + epistemic parts."""
 
     def __init__(self, members: Sequence[SavedSEDModel], meta: dict[str, Any] | None = None):
@@ -70,24 +70,6 @@ class SEDEnsemble:
     def has_sigma(self) -> bool:
         """True when the ensemble gives a sigma (any heteroscedastic member, or >= 2 members)."""
         return len(self.members) > 1 or any(m.heteroscedastic for m in self.members)
-
-    @property
-    def sigma_scale(self) -> np.ndarray:
-        s = self.meta.get("sigma_scale") or {}
-        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)
-
-    def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
-        """Store per-target factors on the total sigma (None removes them)."""
-        if scale is None:
-            self.meta.pop("sigma_scale", None)
-            return
-        bad = [t for t in scale if t not in self.targets]
-        if bad:
-            raise InputError(f"sigma_scale names unknown target(s) {bad}; ensemble targets {self.targets}")
-        vals = {t: float(v) for t, v in scale.items()}
-        if not all(np.isfinite(v) and v > 0 for v in vals.values()):
-            raise InputError(f"sigma_scale factors must be finite and > 0, got {vals}")
-        self.meta["sigma_scale"] = vals
 
     # -- prediction ------------------------------------------------------------------------
     def member_predictions(self, mags: np.ndarray, **kw: Any) -> tuple[np.ndarray, np.ndarray]:

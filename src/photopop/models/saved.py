@@ -126,7 +126,36 @@ def extract_magnitudes(data: Any, bands: Sequence[str] | None = None,
     return arr, bands, filter_system, None
 
 
-class SavedSEDModel:
+class SigmaScaled:
+    """Per-target recalibration factors on predicted sigmas, kept in ``self.meta['sigma_scale']``.
+
+    Shared by single models and ensembles; the class needs ``meta`` (dict) and ``targets``.
+    """
+
+    meta: dict[str, Any]
+
+    @property
+    def sigma_scale(self) -> np.ndarray:
+        """Recalibration factor per target applied to predicted sigmas (1 = none)."""
+        s = self.meta.get("sigma_scale") or {}
+        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)  # type: ignore[attr-defined]
+
+    def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
+        """Store per-target sigma factors (from held-out calibration rows); None removes them."""
+        if scale is None:
+            self.meta.pop("sigma_scale", None)
+            return
+        targets = list(self.targets)  # type: ignore[attr-defined]
+        bad = [t for t in scale if t not in targets]
+        if bad:
+            raise InputError(f"sigma_scale names unknown target(s) {bad}; model targets {targets}")
+        vals = {t: float(v) for t, v in scale.items()}
+        if not all(np.isfinite(v) and v > 0 for v in vals.values()):
+            raise InputError(f"sigma_scale factors must be finite and > 0, got {vals}")
+        self.meta["sigma_scale"] = vals
+
+
+class SavedSEDModel(SigmaScaled):
     """A trained `SEDCNN` with its normalisation and metadata; predicts from magnitudes."""
 
     def __init__(self, network: SEDCNN, input_norm: Standardiser, target_norm: Standardiser,
@@ -164,25 +193,6 @@ class SavedSEDModel:
     def heteroscedastic(self) -> bool:
         """True if the network predicts a per-object sigma (trained with the Gaussian NLL)."""
         return self.meta.get("loss") == "gaussian_nll"
-
-    @property
-    def sigma_scale(self) -> np.ndarray:
-        """Recalibration factor per target applied to predicted sigmas (1 = none)."""
-        s = self.meta.get("sigma_scale") or {}
-        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)
-
-    def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
-        """Store per-target sigma factors (from held-out calibration rows); None removes them."""
-        if scale is None:
-            self.meta.pop("sigma_scale", None)
-            return
-        bad = [t for t in scale if t not in self.targets]
-        if bad:
-            raise InputError(f"sigma_scale names unknown target(s) {bad}; model targets {self.targets}")
-        vals = {t: float(v) for t, v in scale.items()}
-        if not all(np.isfinite(v) and v > 0 for v in vals.values()):
-            raise InputError(f"sigma_scale factors must be finite and > 0, got {vals}")
-        self.meta["sigma_scale"] = vals
 
     def _inputs(self, mags: np.ndarray) -> np.ndarray:
         """Standardised network inputs (n, L), or (n, 2, L) with a presence mask for 'mask' models."""
