@@ -1,0 +1,318 @@
+"""Training the image regressor with Wu & Boada's (2019) recipe.
+
+The recipe (Sect. 3 and App. A of the paper, fastai 0.7 defaults where the paper is silent):
+
+1. *Frozen stage* (``freeze_epochs`` = 2): the ResNet body is frozen (its batch-norm layers stay
+   trainable, as fastai's ``train_bn``) and the head is trained at ``lr_frozen`` = 0.1.
+2. *Unfrozen stage* (the remaining ``epochs - freeze_epochs`` = 8): every layer trains with
+   discriminative learning rates ``lrs`` = (1e-3, 1e-2, 1e-1) for the layer groups
+   stem+layer1+layer2 / layer3+layer4 / head.
+
+Each stage runs one `torch.optim.lr_scheduler.OneCycleLR` cycle (warm-up to the maximum rate
+over ``pct_start`` of the steps, cosine annealing to max/(div_factor x final_div_factor)),
+stepped every mini-batch; SGD with momentum (cycled between 0.85 and 0.95 by the scheduler) is
+the default optimiser. The loss is the RMSE of the standardised targets. Training images get a
+random D4 element (flips and quarter turns) and a shift of up to ``round(shift_frac x size)``
+pixels each; validation runs once per epoch without augmentation, and the weights of the epoch
+with the lowest validation loss are kept (no early stopping: the paper trains a fixed 10 epochs).
+
+Reproducibility: everything runs inside ``torch.random.fork_rng`` seeded with ``seed`` (weights,
+dropout, shuffling, augmentation), so the caller's RNG is untouched and the same config gives the
+same numbers on the same device. Mixed precision (``amp``) uses bf16 (or fp16 with gradient
+scaling) autocast on CUDA; it is off on CPU by default.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import InputError, MismatchError
+from ..models.augment import augment_batch, shift_pixels, SHIFT_MODES
+from ..models.image_regressor import (ImageModelConfig, ImageRegressor, ImageSource, _autocast, as_image_source,
+                                      fit_input_normalisation)
+from .device import resolve_device
+
+OPTIMIZERS = ("sgd", "adamw")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+@dataclass
+class ImageFitConfig:
+    """Training settings; the defaults are Wu & Boada's recipe (10 epochs, 2 frozen)."""
+
+    epochs: int = 10
+    freeze_epochs: int = 2
+    lr_frozen: float = 0.1
+    lrs: tuple[float, float, float] = (1e-3, 1e-2, 1e-1)
+    optimizer: str = "sgd"  # 'sgd' (momentum) or 'adamw'
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    batch_size: int = 128
+    augment: bool = True
+    shift_frac: float = 0.03  # largest shift = round(shift_frac x image size) pixels
+    shift_mode: str = "reflect"
+    train_bn: bool = True
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+    amp: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    eval_batch_size: int = 128
+    num_threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def validate(self) -> "ImageFitConfig":
+        """Raise InputError for out-of-range settings."""
+        if self.epochs < 1 or not 0 <= self.freeze_epochs <= self.epochs:
+            raise InputError("need epochs >= 1 and 0 <= freeze_epochs <= epochs; "
+                             f"got {self.epochs}, {self.freeze_epochs}")
+        if len(self.lrs) != 3 or not all(lr > 0 for lr in self.lrs) or not self.lr_frozen > 0:
+            raise InputError("learning rates must be positive (three layer-group rates); "
+                             f"got {self.lrs}, {self.lr_frozen}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(f"unknown optimizer {self.optimizer!r}; use one of {list(OPTIMIZERS)}")
+        if self.amp not in AMP_MODES:
+            raise InputError(f"unknown amp mode {self.amp!r}; use one of {list(AMP_MODES)}")
+        if self.shift_mode not in SHIFT_MODES:
+            raise InputError(f"unknown shift_mode {self.shift_mode!r}; use one of {list(SHIFT_MODES)}")
+        if self.batch_size < 2:
+            raise InputError(f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        if not 0 < self.pct_start < 1:
+            raise InputError(f"pct_start must be in (0, 1), got {self.pct_start}")
+        return self
+
+
+@dataclass
+class ImageFitResult:
+    """A trained model (best-validation weights), its learning curve and the learning-rate trace."""
+
+    model: ImageRegressor
+    history: pd.DataFrame
+    best_epoch: int
+    best_val_loss: float
+    lr_trace: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))  # (steps, 3 groups)
+    train_seconds: float = 0.0
+
+
+def make_optimizer(model: ImageRegressor, config: ImageFitConfig, stage: str, steps: int,
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    """Optimiser with one parameter group per layer group and its one-cycle schedule for a stage.
+
+    ``stage='frozen'``: the body is frozen (`ImageRegressor.freeze_body`) and every group peaks at
+    ``lr_frozen``; ``'unfrozen'``: everything trains, group g peaks at ``lrs[g]``.
+    """
+    if stage == "frozen":
+        model.freeze_body(config.train_bn)
+        max_lr = [config.lr_frozen] * 3
+    elif stage == "unfrozen":
+        model.unfreeze()
+        max_lr = list(config.lrs)
+    else:
+        raise InputError(f"unknown stage {stage!r}")
+    groups = [{"params": [p for p in ps if p.requires_grad]} for ps in model.group_parameters()]
+    groups = [g if g["params"] else {"params": [], "lr": 0.0} for g in groups]
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=max_lr[-1], momentum=config.momentum,
+                                                     weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(groups, lr=max_lr[-1], weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lr, total_steps=max(int(steps), 1), pct_start=config.pct_start,
+        div_factor=config.div_factor, final_div_factor=config.final_div_factor, anneal_strategy="cos",
+        cycle_momentum=True)
+    return opt, sched
+
+
+def _targets_array(targets: Any, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    if isinstance(targets, pd.DataFrame):
+        names = list(names or targets.columns)
+        missing = [c for c in names if c not in targets.columns]
+        if missing:
+            raise InputError(f"target column(s) {missing} not in the catalogue; columns: {list(targets.columns)}")
+        return targets[names].to_numpy(dtype=np.float64), names
+    y = np.asarray(targets, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    names = list(names) if names is not None else [f"target{j}" for j in range(y.shape[1])]
+    if y.ndim != 2 or y.shape[1] != len(names):
+        raise InputError(f"targets must be (n, {len(names)}); got shape {y.shape}")
+    return y, names
+
+
+def _amp_enabled(mode: str, device: torch.device) -> tuple[bool, torch.dtype | None]:
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return False, None
+    if mode == "fp16":
+        return True, torch.float16
+    if mode == "bf16":
+        return True, torch.bfloat16
+    return True, (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+
+
+def _rmse_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RMSE over every element (the paper's loss), with a tiny floor so the gradient stays finite."""
+    return torch.sqrt(torch.mean(torch.square(pred.float() - y)) + 1e-12)
+
+
+def fit_image_regressor(
+    images: Any,
+    targets: Any,
+    train_idx: Any,
+    val_idx: Any,
+    target_names: Sequence[str] | None = None,
+    bands: Sequence[str] | None = None,
+    model_config: ImageModelConfig | None = None,
+    config: ImageFitConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ImageFitResult:
+    """Train an `ImageRegressor` on rows `train_idx`, select the epoch on rows `val_idx`.
+
+    `images`: an ImageSet, `ImageSource` or (n, C, H, W) array; `targets`: (n, n_targets) array
+    or a DataFrame (with `target_names` as columns), row-aligned with the images. Input and target
+    normalisation are fitted on the training rows only.
+    """
+    config = (config or ImageFitConfig()).validate()
+    model_config = model_config or ImageModelConfig()
+    source = as_image_source(images, bands)
+    y, names = _targets_array(targets, target_names)
+    if y.shape[0] != len(source):
+        raise MismatchError(f"{len(source)} images but {y.shape[0]} target rows")
+    tr = np.asarray(train_idx, dtype=np.int64).ravel()
+    va = np.asarray(val_idx, dtype=np.int64).ravel()
+    if tr.size < 2 or va.size < 1:
+        raise InputError(f"need at least 2 training and 1 validation images (got {tr.size}, {va.size})")
+    if min(tr.min(), va.min()) < 0 or max(tr.max(), va.max()) >= len(source):
+        raise InputError(f"training/validation row indices must lie in 0..{len(source) - 1}")
+    if np.intersect1d(tr, va).size:
+        raise InputError("training and validation rows overlap")
+    for what, rows in (("training", tr), ("validation", va)):
+        bad = ~np.all(np.isfinite(y[rows]), axis=1)
+        if bad.any():
+            raise InputError(f"{int(bad.sum())} {what} row(s) have NaN/inf targets {names}; drop them first")
+    device = resolve_device(config.device)
+    use_amp, amp_dt = _amp_enabled(config.amp, device)
+    say = log or (lambda msg: None)
+    band_names = list(source.bands) if source.bands is not None else [f"band{j}" for j in range(source.shape[1])]
+
+    old_threads = torch.get_num_threads()
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(config.seed)
+            return _fit(source, y, names, band_names, tr, va, model_config, config, device, use_amp, amp_dt, say)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[str], tr: np.ndarray,
+         va: np.ndarray, model_config: ImageModelConfig, config: ImageFitConfig, device: torch.device,
+         use_amp: bool, amp_dt: torch.dtype | None, say: Callable[[str], None]) -> ImageFitResult:
+    t0 = time.perf_counter()
+    model = ImageRegressor(band_names, source.image_size, names, model_config, pixel_kind=source.pixel_kind)
+    soft, mean, std = fit_input_normalisation(source, tr, model_config.input_transform, model_config.softening_factor,
+                                              model_config.softening or None)
+    y_mean = y[tr].mean(axis=0)
+    y_std = y[tr].std(axis=0)
+    y_std = np.where(y_std > 0, y_std, 1.0)
+    model.set_normalisation(mean, std, y_mean, y_std, in_soft=soft)
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    say(f"image regressor {model_config.arch} ({model.pretrained_source}) on {device}: "
+        f"{tr.size} training / {va.size} validation images of {source.image_size}px, targets {names}")
+
+    gen = torch.Generator().manual_seed(config.seed + 1)
+    rng = np.random.default_rng(config.seed)
+    max_shift = shift_pixels(source.image_size, config.shift_frac) if config.augment else 0
+    if source.image_size - 1 <= max_shift:
+        max_shift = 0
+    bs = config.batch_size
+    n_batches = tr.size // bs + (1 if tr.size % bs >= 2 else 0)  # a last batch of one breaks batch norm
+    yt = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dt == torch.float16)
+
+    rows: list[dict[str, Any]] = []
+    lr_trace: list[list[float]] = []
+    best = (np.inf, -1, None)
+    stages = [("frozen", config.freeze_epochs), ("unfrozen", config.epochs - config.freeze_epochs)]
+    epoch = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for stage, n_ep in stages:
+            if n_ep == 0:
+                continue
+            opt, sched = make_optimizer(model, config, stage, n_ep * n_batches)
+            for _ in range(n_ep):
+                epoch += 1
+                te = time.perf_counter()
+                model.train()
+                order = tr[rng.permutation(tr.size)]
+                batches = [order[i * bs:(i + 1) * bs] for i in range(n_batches)]
+                fut = pool.submit(source.take, batches[0])
+                losses = []
+                step0 = len(lr_trace)
+                for b, rows_b in enumerate(batches):
+                    xb_np = fut.result()
+                    if b + 1 < len(batches):
+                        fut = pool.submit(source.take, batches[b + 1])
+                    xb = torch.from_numpy(xb_np).to(device, non_blocking=True)
+                    if config.augment:
+                        xb = augment_batch(xb, max_shift, gen, d4=True, shift_mode=config.shift_mode)
+                    if device.type == "cuda":
+                        xb = xb.contiguous(memory_format=torch.channels_last)
+                    yb = yt[torch.from_numpy(rows_b)].to(device, non_blocking=True)
+                    with _autocast_dtype(device, use_amp, amp_dt):
+                        loss = _rmse_loss(model(xb), yb)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if config.grad_clip > 0:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    lr_trace.append([g["lr"] for g in opt.param_groups])
+                    sched.step()
+                    losses.append(float(loss.detach()))
+                pred = model.predict(source, tta=False, batch_size=config.eval_batch_size, device=device,
+                                     amp=use_amp, indices=va)
+                resid = (pred - y[va]) / y_std
+                val_loss = float(np.sqrt(np.mean(resid**2)))
+                row = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                       "lr_max": float(np.max(lr_trace[step0:])), "seconds": time.perf_counter() - te}
+                for j, name in enumerate(names):
+                    row[f"val_rmse_{name}"] = float(np.sqrt(np.mean((pred[:, j] - y[va, j]) ** 2)))
+                rows.append(row)
+                say(f"epoch {epoch:3d} [{stage}] train {row['train_loss']:.4f} val {val_loss:.4f} "
+                    + " ".join(f"rmse_{n}={row[f'val_rmse_{n}']:.4f}" for n in names) + f" ({row['seconds']:.1f}s)")
+                if np.isfinite(val_loss) and val_loss < best[0]:
+                    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    best = (val_loss, epoch, state)
+    if best[2] is None:
+        raise InputError("training diverged: the validation loss was never finite (lower the learning rates)")
+    model.load_state_dict(best[2])
+    model.unfreeze()
+    model.eval()
+    model.extra_config = {"train": _train_section(config)}
+    return ImageFitResult(model, pd.DataFrame(rows), best[1], best[0], np.asarray(lr_trace, dtype=np.float64),
+                          time.perf_counter() - t0)
+
+
+def _train_section(config: ImageFitConfig) -> dict[str, Any]:
+    from ..config import to_dict
+
+    return to_dict(config)
+
+
+def _autocast_dtype(device: torch.device, enabled: bool, dtype: torch.dtype | None) -> Any:
+    if not enabled:
+        return _autocast(device, False)
+    return torch.autocast(device_type=device.type, dtype=dtype)
