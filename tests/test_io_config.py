@@ -112,3 +112,26 @@ def test_atomic_writes_follow_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+
+
+def test_layered_config_merges_file_onto_preset(tmp_path):
+    from photopop.config import layered_config, read_config_data
+
+    @dataclasses.dataclass
+    class P:
+        preset: str = "full"
+        inner: Inner = dataclasses.field(default_factory=Inner)
+        name: str = "x"
+
+    def presets(name):
+        return P(inner=Inner(width=9)) if name == "big" else P()
+
+    (tmp_path / "c.toml").write_text('preset = "big"\n[inner]\nrate = 0.5\n')
+    cfg = layered_config(P, presets, read_config_data(tmp_path / "c.toml"))
+    assert cfg == P(preset="big", inner=Inner(width=9, rate=0.5))  # the file's keys only override
+    assert layered_config(P, presets, {"name": "y"}).inner.width == 3
+    with pytest.raises(InputError, match="unknown setting"):
+        layered_config(P, presets, {"inner": {"widht": 1}})
+    with pytest.raises(InputError, match="cannot parse"):
+        (tmp_path / "bad.toml").write_text("this is = = not toml")
+        read_config_data(tmp_path / "bad.toml")

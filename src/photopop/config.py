@@ -88,8 +88,8 @@ def save_config(cfg: Any, path: str | Path) -> None:
         write_text_atomic(path, dumps_toml(cfg))
 
 
-def load_config(cls: type[T], path: str | Path) -> T:
-    """Read a TOML or YAML file into dataclass `cls`."""
+def read_config_data(path: str | Path) -> dict[str, Any]:
+    """The nested dict of a TOML or YAML config file; InputError naming the file if absent or unparsable."""
     path = Path(path)
     try:
         if path.suffix in {".yaml", ".yml"}:
@@ -102,7 +102,38 @@ def load_config(cls: type[T], path: str | Path) -> T:
         raise InputError(f"{path}: config file not found") from exc
     except Exception as exc:
         raise InputError(f"{path}: cannot parse config ({exc})") from exc
-    return from_dict(cls, data)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config file must hold a table of settings")
+    return data
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Read a TOML or YAML file into dataclass `cls`."""
+    return from_dict(cls, read_config_data(path))
+
+
+def deep_update(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `new` merged in, recursively for nested tables (neither input is modified)."""
+    out = dict(base)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def layered_config(cls: type[T], preset_config: Any, data: dict[str, Any], preset: str | None = None,
+                   default: str = "full") -> T:
+    """A preset's config with `data` (from a file and/or overrides) merged on top; unknown keys refused.
+
+    The preset is `preset` if given, else ``data['preset']``, else `default`; `preset_config(name)`
+    builds it. The result's ``preset`` field names it.
+    """
+    name = str(preset or data.get("preset") or default)
+    merged = deep_update(to_dict(preset_config(name)), data)
+    merged["preset"] = name
+    return from_dict(cls, merged)
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:

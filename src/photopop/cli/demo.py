@@ -20,7 +20,7 @@ def register(subparsers: Any) -> None:
         "baselines, per-spaxel uncertainties with calibration, and write DIR/report.html and DIR/metrics.json. "
         "Stages are cached: a rerun reuses finished work.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
-    p.add_argument("--config", type=Path, metavar="FILE", help="a complete DemoConfig as TOML/YAML (e.g. a run's config.toml)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="DemoConfig settings as TOML/YAML, merged onto the preset (e.g. a run's config.toml)")
     p.add_argument("--seed", type=int, help="seed of everything")
     p.add_argument("--tiny", action="store_true", help="test-sized run (under a minute); checks the pipeline only")
     p.add_argument("--no-images", action="store_true", help="skip the image method")

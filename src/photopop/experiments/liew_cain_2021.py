@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from .. import __version__
-from ..config import config_hash, from_dict, save_config, to_dict
+from ..config import config_hash, deep_update, layered_config, read_config_data, save_config, to_dict
 from ..datasets.sed_table import SEDTable, read_sed_table
 from ..errors import InputError
 from ..evaluation.galaxy_studies import (
@@ -234,47 +234,21 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
     return cfg
 
 
-def _deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in new.items():
-        out[k] = _deep_update(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def load_liew_cain_config(path: str | Path | None = None, preset: str | None = None,
                           overrides: Mapping[str, Any] | None = None) -> LiewCain2021Config:
     """A config from a preset, then the settings of a TOML/YAML file on top, then `overrides` (nested dict).
 
     The preset is `preset` if given, else the file's `preset` key, else 'full'. Unknown keys raise InputError.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        import tomllib
-
-        p = Path(path)
-        try:
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(p.read_text()) or {}
-            else:
-                data = tomllib.loads(p.read_text())
-        except FileNotFoundError as exc:
-            raise InputError(f"{p}: config file not found") from exc
-        except Exception as exc:
-            raise InputError(f"{p}: cannot parse config ({exc})") from exc
-    data = _deep_update(data, overrides or {})
+    data = read_config_data(path) if path is not None else {}
+    data = deep_update(data, dict(overrides or {}))
     top = data.get("seed")
     for section in ("survey", "cv", "morphology", "training_size"):
         sub = data.get(section)
         if isinstance(sub, Mapping) and "seed" in sub and sub["seed"] != (top if top is not None else 0):
             raise InputError(f"{section}.seed = {sub['seed']} differs from the top-level seed "
                              f"({top if top is not None else 0}); set `seed` at the top level, it drives every part")
-    name = preset or data.get("preset") or "full"
-    base = to_dict(preset_config(str(name)))
-    merged = _deep_update(base, data)
-    merged["preset"] = str(name)
-    return from_dict(LiewCain2021Config, merged).resolve()
+    return layered_config(LiewCain2021Config, preset_config, data, preset).resolve()
 
 
 # -- stage settings (what each stage's output depends on) ---------------------------------------------------

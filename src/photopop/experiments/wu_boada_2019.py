@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -37,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..config import from_dict, save_config, to_dict
+from ..config import deep_update, layered_config, read_config_data, save_config, to_dict
 from ..datasets.image_set import ImageSet
 from ..errors import InputError
 from ..evaluation.metrics import scores
@@ -134,41 +133,15 @@ def preset_config(name: str) -> WuBoada2019Config:
     raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
 
 
-def _deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in new.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _deep_update(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def load_wu_boada_config(path: str | Path | None = None, preset: str | None = None,
                          overrides: Mapping[str, Any] | None = None) -> WuBoada2019Config:
     """A preset, then a TOML/YAML file's settings on top, then `overrides` (nested dict).
 
     The preset is `preset` if given, else the file's ``preset`` key, else 'full'. Unknown keys raise InputError.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        try:
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(p.read_text()) or {}
-            else:
-                data = tomllib.loads(p.read_text())
-        except FileNotFoundError as exc:
-            raise InputError(f"{p}: config file not found") from exc
-        except Exception as exc:
-            raise InputError(f"{p}: cannot parse config ({exc})") from exc
-    data = _deep_update(data, overrides or {})
-    name = str(preset or data.get("preset") or "full")
-    merged = _deep_update(to_dict(preset_config(name)), data)
-    merged["preset"] = name
-    return from_dict(WuBoada2019Config, merged).validate()
+    data = read_config_data(path) if path is not None else {}
+    data = deep_update(data, dict(overrides or {}))
+    return layered_config(WuBoada2019Config, preset_config, data, preset).validate()
 
 
 # ------------------------------------------------------------------------------------------ pieces
