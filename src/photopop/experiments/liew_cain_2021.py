@@ -302,7 +302,7 @@ def _table_of(stage: StageResult) -> SEDTable:
     return read_sed_table(stage.path / "table")
 
 
-def _stage_survey(cfg: IFUSurveyConfig) -> Callable[[Path, Mapping[str, StageResult]], None]:
+def stage_survey(cfg: IFUSurveyConfig) -> Callable[[Path, Mapping[str, StageResult]], None]:
     def run(out: Path, ups: Mapping[str, StageResult]) -> None:
         simulate_ifu_survey(copy.deepcopy(cfg)).write(out / "table")
     return run
@@ -499,7 +499,7 @@ def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | 
         library = _folder_fingerprint(folder, cfg.mismatch.ssp_pattern)
         alt_cfg = alt_library_survey_config(cfg.survey, folder, cfg.mismatch.ssp_pattern)
 
-    survey = runner.run("survey", cfg.survey, _stage_survey(cfg.survey))
+    survey = runner.run("survey", cfg.survey, stage_survey(cfg.survey))
     cv = {s: runner.run(f"cv_{s[-1]}", _cv_settings(cfg.cv, split), _stage_cv(_cv_config(cfg.cv, split), say),
                         [survey], resumable=True) for s, split in SETS.items()}
     grads = runner.run("gradients", {"gradients": to_dict(cfg.gradients), "seed": cfg.seed, "targets": list(targets)},
@@ -523,7 +523,7 @@ def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | 
         retrained = bands != main_bands
         alt_cfg = alt_library_survey_config(cfg.survey, folder, cfg.mismatch.ssp_pattern,
                                             bands if retrained else None)
-        alt = runner.run("survey_alt", {"survey": to_dict(alt_cfg), "library": library}, _stage_survey(alt_cfg))
+        alt = runner.run("survey_alt", {"survey": to_dict(alt_cfg), "library": library}, stage_survey(alt_cfg))
         if retrained:
             say(f"model mismatch: {folder.name} misses band(s) {[b for b in main_bands if b not in bands]}; "
                 "retraining the Set A / Set B CNNs on the common bands")

@@ -32,14 +32,13 @@ def _num(v: Any, digits: int = 3) -> Any:
 
 
 def _find_figure(out: Path, part: str, stem: str) -> Path | None:
-    figdir = out / part / "figures"
-    if not figdir.is_dir():
-        return None
-    exact = figdir / f"{stem}.png"
-    if exact.exists():
-        return exact
-    hits = sorted(figdir.glob(f"{stem}*.png"))
-    return hits[0] if hits else None
+    """The part's figure named `stem` (or starting with it): in <part>/figures/, else in a stage's folder."""
+    root = out / part
+    for pattern in (f"figures/{stem}.png", f"figures/{stem}*.png", f"**/figures/{stem}.png", f"**/figures/{stem}*.png"):
+        hits = sorted(p for p in root.glob(pattern) if not any(q.startswith(".") for q in p.relative_to(root).parts))
+        if hits:
+            return hits[0]
+    return None
 
 
 def write_demo_report(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
@@ -105,7 +104,7 @@ def write_demo_report(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
 
     cal = metrics.get("calibration", {})
     if cal:
-        rep.heading("Uncertainties: coverage on galaxies the models never saw")
+        rep.heading("Uncertainties: coverage on galaxies the models never saw (default mock, J-PAS depth)")
         rep.table([{"target": t, "68% coverage": _num(v.get("coverage_68")), "95% coverage": _num(v.get("coverage_95")),
                     "68% before recalibration": _num(v.get("coverage_68_raw")),
                     "95% before recalibration": _num(v.get("coverage_95_raw")),
