@@ -38,6 +38,16 @@ Model folder
 ``input_kind`` = "image", ``pixel_kind`` ('flux' calibrated images or 'rgb8' colour composites),
 ``pretrained_source``, ``photopop_version``). Prediction refuses images whose bands, pixel kind or
 size differ from the model's with `MismatchError`.
+
+Uncertainties
+-------------
+A model built with ``loss='gaussian_nll'`` (heteroscedastic) has a head with 2 n_targets outputs:
+standardised means, then log-variances (clamped to [LOGVAR_MIN, LOGVAR_MAX] of
+`photopop.models.sed_cnn`, as the SED networks). ``meta.json`` records ``loss`` ('rmse' when
+absent: older folders) and optionally ``sigma_scale`` {target: factor} from
+`photopop.evaluation.calibration.fit_sigma_scale`. `predict_with_sigma` returns (mu, sigma) in label
+units; with TTA the eight D4 views are combined as a Gaussian mixture (`mixture_moments`):
+mu = mean of view means, sigma^2 = mean of view variances + variance of view means.
 """
 
 from __future__ import annotations
@@ -62,11 +72,29 @@ from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
 from ..io import atomic_dir, dumps_json
-from .augment import block_rebin, tta_mean
+from .augment import N_D4, block_rebin, d4_stack, tta_mean
+from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 INPUT_TRANSFORMS = ("linear", "asinh")
 MODEL_FILES = ("model.pt", "config.toml", "normalisation.json", "meta.json")
+#: training losses: 'rmse' (the paper: one output per target) or 'gaussian_nll' (mean and log-variance)
+IMAGE_LOSSES = ("rmse", "gaussian_nll")
+
+
+def mixture_moments(mus: Any, sigmas: Any, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of an equal-weight mixture of Gaussians along `axis`.
+
+    mu = mean_i mu_i, sigma^2 = mean_i sigma_i^2 + var_i mu_i (ddof 0): the aleatoric part plus the
+    spread of the components (D4 views under TTA, or the members of a seed ensemble).
+    """
+    mus = np.asarray(mus, dtype=np.float64)
+    sigmas = np.asarray(sigmas, dtype=np.float64)
+    if mus.shape != sigmas.shape:
+        raise InputError(f"means {mus.shape} and sigmas {sigmas.shape} differ in shape")
+    if mus.shape[axis] < 1:
+        raise InputError("a mixture needs at least one component")
+    return mus.mean(axis=axis), np.sqrt(np.square(sigmas).mean(axis=axis) + mus.var(axis=axis))
 
 
 @dataclass
@@ -371,13 +399,16 @@ class ImageRegressor(nn.Module):
     """ResNet body + regression head predicting `targets` from (N, n_bands, S, S) images."""
 
     def __init__(self, bands: Sequence[str], image_size: int, targets: Sequence[str],
-                 config: ImageModelConfig | None = None, pixel_kind: str = "flux") -> None:
+                 config: ImageModelConfig | None = None, pixel_kind: str = "flux", loss: str = "rmse") -> None:
         super().__init__()
         from torchvision import models as tvm
 
         if pixel_kind not in PIXEL_KINDS:
             raise InputError(f"unknown pixel kind {pixel_kind!r}; use one of {list(PIXEL_KINDS)}")
+        if loss not in IMAGE_LOSSES:
+            raise InputError(f"unknown loss {loss!r}; use one of {list(IMAGE_LOSSES)}")
         self.pixel_kind = pixel_kind
+        self.loss = loss
         self.extra_config: dict[str, Any] = {}
 
         self.config = (config or ImageModelConfig()).validate()
@@ -409,13 +440,33 @@ class ImageRegressor(nn.Module):
         n_features = body.fc.in_features
         del body.fc, body.avgpool
         self.body = body
-        self.head = make_head(n_features, n_out, self.config.hidden, self.config.dropout)
+        n_head = 2 * n_out if self.heteroscedastic else n_out
+        self.head = make_head(n_features, n_head, self.config.hidden, self.config.dropout)
+        self.sigma_scale = np.ones(n_out)  # per-target recalibration of predicted sigmas (1 = none)
         # normalisation (identity until fitted)
         self.register_buffer("in_soft", torch.ones(n_bands))
         self.register_buffer("in_mean", torch.zeros(n_bands))
         self.register_buffer("in_std", torch.ones(n_bands))
         self.register_buffer("out_mean", torch.zeros(n_out))
         self.register_buffer("out_std", torch.ones(n_out))
+
+    @property
+    def heteroscedastic(self) -> bool:
+        """True if the network predicts a per-object sigma (trained with the Gaussian NLL)."""
+        return self.loss == "gaussian_nll"
+
+    def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
+        """Store per-target sigma factors (`fit_sigma_scale` on held-out rows); None removes them."""
+        if scale is None:
+            self.sigma_scale = np.ones(len(self.targets))
+            return
+        bad = [t for t in scale if t not in self.targets]
+        if bad:
+            raise InputError(f"sigma_scale names unknown target(s) {bad}; model targets {self.targets}")
+        vals = np.array([float(scale.get(t, 1.0)) for t in self.targets])
+        if not np.all(np.isfinite(vals) & (vals > 0)):
+            raise InputError(f"sigma_scale factors must be finite and > 0, got {dict(scale)}")
+        self.sigma_scale = vals
 
     # -- structure -----------------------------------------------------------------------------
     def layer_groups(self) -> list[list[nn.Module]]:
@@ -471,7 +522,8 @@ class ImageRegressor(nn.Module):
         return b.layer4(b.layer3(b.layer2(b.layer1(z))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw images (N, n_bands, S, S) -> standardised targets (N, n_targets)."""
+        """Raw images (N, n_bands, S, S) -> standardised targets (N, n_targets); heteroscedastic
+        models: (N, 2 n_targets), standardised means then (unclamped) log-variances."""
         return self.head(self.features(self.transform_inputs(x)))
 
     def to_physical(self, z: torch.Tensor) -> torch.Tensor:
@@ -516,6 +568,48 @@ class ImageRegressor(nn.Module):
         count must match). `indices` restricts prediction to those rows. `tta` averages the
         prediction over the eight D4 images of each input (Wu & Boada's test-time augmentation).
         """
+        k = len(self.targets)
+
+        def means(xb: torch.Tensor) -> torch.Tensor:
+            z = (tta_mean(self, xb) if tta else self(xb))[:, :k]
+            return self.to_physical(z)
+
+        return self._batched(means, k, images, bands, batch_size, device, amp, indices)
+
+    @torch.no_grad()
+    def predict_with_sigma(self, images: Any, bands: Sequence[str] | None = None, tta: bool = True,
+                           batch_size: int = 64, device: str | torch.device | None = None,
+                           amp: bool | None = None, indices: Any = None, calibrated: bool = True
+                           ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(mu, sigma), each (n, n_targets) in label units; sigma None for a plain ('rmse') model.
+
+        sigma = exp(log_var / 2) x target scale (log_var clamped as the SED heads), times the stored
+        `sigma_scale` unless `calibrated` is False. With `tta` the eight D4 views are combined by
+        `mixture_moments` (mean of view variances + variance of view means). Arguments as `predict`.
+        """
+        if not self.heteroscedastic:
+            return self.predict(images, bands, tta, batch_size, device, amp, indices), None
+        k = len(self.targets)
+
+        def both(xb: torch.Tensor) -> torch.Tensor:
+            n = xb.shape[0]
+            views = N_D4 if tta else 1
+            z = self(d4_stack(xb) if tta else xb).float().view(views, n, 2 * k).double()
+            mu_v = z[..., :k]
+            var_v = torch.exp(z[..., k:].clamp(LOGVAR_MIN, LOGVAR_MAX))
+            mu = mu_v.mean(dim=0)
+            var = var_v.mean(dim=0) + mu_v.var(dim=0, unbiased=False)
+            std = self.out_std.double()
+            return torch.cat([mu * std + self.out_mean.double(), torch.sqrt(var) * std], dim=1)
+
+        out = self._batched(both, 2 * k, images, bands, batch_size, device, amp, indices)
+        sigma = out[:, k:] * (self.sigma_scale if calibrated else 1.0)
+        return out[:, :k], sigma
+
+    def _batched(self, fn: Callable[[torch.Tensor], torch.Tensor], width: int, images: Any,
+                 bands: Sequence[str] | None, batch_size: int, device: str | torch.device | None,
+                 amp: bool | None, indices: Any) -> np.ndarray:
+        """Apply `fn` (raw image batch -> (N, width)) to the selected rows in eval mode, batch by batch."""
         source = as_image_source(images, bands)
         order = self.check_input(source)
         rows = np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64).ravel()
@@ -523,14 +617,14 @@ class ImageRegressor(nn.Module):
         use_amp = (device.type == "cuda") if amp is None else bool(amp)
         was_training = self.training
         self.to(device).eval()
-        out = np.empty((rows.size, len(self.targets)), dtype=np.float64)
+        out = np.empty((rows.size, width), dtype=np.float64)
         try:
             for start in range(0, rows.size, batch_size):
                 sl = slice(start, start + batch_size)
                 xb = torch.from_numpy(np.ascontiguousarray(source.take(rows[sl])[:, order])).to(device)
                 with _autocast(device, use_amp):
-                    z = tta_mean(self, xb) if tta else self(xb)
-                out[sl] = self.to_physical(z).double().cpu().numpy()
+                    res = fn(xb)
+                out[sl] = res.double().cpu().numpy()
         finally:
             self.train(was_training)
         return out
@@ -539,7 +633,9 @@ class ImageRegressor(nn.Module):
     def meta(self) -> dict[str, Any]:
         return {"bands": self.bands, "image_size": self.image_size, "targets": self.targets, "input_kind": "image",
                 "pixel_kind": self.pixel_kind, "pretrained_source": self.pretrained_source,
-                "photopop_version": __version__}
+                "loss": self.loss, "photopop_version": __version__,
+                **({"sigma_scale": dict(zip(self.targets, self.sigma_scale.tolist()))}
+                   if np.any(self.sigma_scale != 1.0) else {})}
 
     def normalisation(self) -> dict[str, Any]:
         return {"input": {"names": self.bands, "transform": self.config.input_transform,
@@ -582,7 +678,7 @@ class ImageRegressor(nn.Module):
         arch = dataclasses.replace(arch, pretrained="none")  # the weights come from model.pt
         try:
             model = cls(meta["bands"], int(meta["image_size"]), meta["targets"], arch,
-                        pixel_kind=meta.get("pixel_kind", "flux"))
+                        pixel_kind=meta.get("pixel_kind", "flux"), loss=meta.get("loss", "rmse"))
         except KeyError as exc:
             raise InputError(f"{path}/meta.json lacks {exc}") from exc
         try:
@@ -591,6 +687,7 @@ class ImageRegressor(nn.Module):
         except Exception as exc:
             raise InputError(f"{path}/model.pt: cannot load weights ({exc})") from exc
         model.pretrained_source = source
+        model.set_sigma_scale(meta.get("sigma_scale"))
         model.extra_config = {k: v for k, v in config.items() if k != "architecture"}
         return model.eval()
 

@@ -11,7 +11,10 @@ The recipe (Sect. 3 and App. A of the paper, fastai 0.7 defaults where the paper
 Each stage runs one `torch.optim.lr_scheduler.OneCycleLR` cycle (warm-up to the maximum rate
 over ``pct_start`` of the steps, cosine annealing to max/(div_factor x final_div_factor)),
 stepped every mini-batch; SGD with momentum (cycled between 0.85 and 0.95 by the scheduler) is
-the default optimiser. The loss is the RMSE of the standardised targets. Training images get a
+the default optimiser. The loss is the RMSE of the standardised targets (``loss='rmse'``, the
+paper), or with ``loss='gaussian_nll'`` the Gaussian negative log-likelihood of a heteroscedastic
+head (means and log-variances, `photopop.training.fit.loss_terms`, as the SED networks); the epoch
+is then chosen by the validation NLL (standardised units, constant dropped). Training images get a
 random D4 element (flips and quarter turns) and a shift of up to ``round(shift_frac x size)``
 pixels each; validation runs once per epoch without augmentation, and the weights of the epoch
 with the lowest validation loss are kept (no early stopping: the paper trains a fixed 10 epochs).
@@ -35,9 +38,10 @@ import torch
 
 from ..errors import InputError, MismatchError
 from ..models.augment import augment_batch, shift_pixels, SHIFT_MODES
-from ..models.image_regressor import (ImageModelConfig, ImageRegressor, ImageSource, _autocast, as_image_source,
-                                      fit_input_normalisation)
+from ..models.image_regressor import (IMAGE_LOSSES, ImageModelConfig, ImageRegressor, ImageSource, _autocast,
+                                      as_image_source, fit_input_normalisation)
 from .device import resolve_device
+from .fit import loss_terms
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -68,6 +72,7 @@ class ImageFitConfig:
     seed: int = 0
     eval_batch_size: int = 128
     num_threads: int = 0  # torch CPU threads; 0 = torch's default
+    loss: str = "rmse"  # 'rmse' (the paper) or 'gaussian_nll' (heteroscedastic: mean and sigma per target)
 
     def validate(self) -> "ImageFitConfig":
         """Raise InputError for out-of-range settings."""
@@ -85,6 +90,8 @@ class ImageFitConfig:
             raise InputError(f"unknown shift_mode {self.shift_mode!r}; use one of {list(SHIFT_MODES)}")
         if self.batch_size < 2:
             raise InputError(f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        if self.loss not in IMAGE_LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}; use one of {list(IMAGE_LOSSES)}")
         if not 0 < self.pct_start < 1:
             raise InputError(f"pct_start must be in (0, 1), got {self.pct_start}")
         return self
@@ -162,6 +169,16 @@ def _rmse_loss(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.mean(torch.square(pred.float() - y)) + 1e-12)
 
 
+def _nll_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean Gaussian NLL (constant dropped) of standardised means and clamped log-variances."""
+    return loss_terms(out.float(), y, heteroscedastic=True)[1].mean()
+
+
+def gaussian_nll(y: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> float:
+    """Mean of log(sigma) + (y - mu)^2 / (2 sigma^2) over every element (the NLL without log sqrt(2 pi))."""
+    return float(np.mean(np.log(sigma) + 0.5 * np.square((y - mu) / sigma)))
+
+
 def fit_image_regressor(
     images: Any,
     targets: Any,
@@ -218,7 +235,9 @@ def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[
          va: np.ndarray, model_config: ImageModelConfig, config: ImageFitConfig, device: torch.device,
          use_amp: bool, amp_dt: torch.dtype | None, say: Callable[[str], None]) -> ImageFitResult:
     t0 = time.perf_counter()
-    model = ImageRegressor(band_names, source.image_size, names, model_config, pixel_kind=source.pixel_kind)
+    model = ImageRegressor(band_names, source.image_size, names, model_config, pixel_kind=source.pixel_kind,
+                           loss=config.loss)
+    loss_fn = _nll_loss if model.heteroscedastic else _rmse_loss
     soft, mean, std = fit_input_normalisation(source, tr, model_config.input_transform, model_config.softening_factor,
                                               model_config.softening or None)
     y_mean = y[tr].mean(axis=0)
@@ -271,7 +290,7 @@ def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     yb = yt[torch.from_numpy(rows_b)].to(device, non_blocking=True)
                     with _autocast_dtype(device, use_amp, amp_dt):
-                        loss = _rmse_loss(model(xb), yb)
+                        loss = loss_fn(model(xb), yb)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     if config.grad_clip > 0:
@@ -282,10 +301,12 @@ def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[
                     lr_trace.append([g["lr"] for g in opt.param_groups])
                     sched.step()
                     losses.append(float(loss.detach()))
-                pred = model.predict(source, tta=False, batch_size=config.eval_batch_size, device=device,
-                                     amp=use_amp, indices=va)
-                resid = (pred - y[va]) / y_std
-                val_loss = float(np.sqrt(np.mean(resid**2)))
+                pred, sig = model.predict_with_sigma(source, tta=False, batch_size=config.eval_batch_size,
+                                                     device=device, amp=use_amp, indices=va)
+                if sig is None:
+                    val_loss = float(np.sqrt(np.mean(np.square((pred - y[va]) / y_std))))
+                else:
+                    val_loss = gaussian_nll(y[va] / y_std, pred / y_std, sig / y_std)
                 row = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                        "lr_max": float(np.max(lr_trace[step0:])), "seconds": time.perf_counter() - te}
                 for j, name in enumerate(names):
