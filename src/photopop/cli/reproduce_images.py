@@ -3,8 +3,7 @@
     photopop reproduce wu-boada-2019 [--quick|--tiny] [--config FILE] [--data DIR] --out DIR
 
 `register_wu_boada(reproduce_subparsers)` adds the sub-command to the `reproduce` group
-(`photopop.cli.reproduce`); running this module directly (``python -m photopop.cli.reproduce_images
-wu-boada-2019 ...``) works too.
+(`photopop.cli.reproduce`).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..io import dumps_json
@@ -114,24 +113,3 @@ def run_wu_boada(args: argparse.Namespace) -> int:
         f"{r['pixels']}: {r['rmse']:.3f}/{r['nmad']:.3f}" for r in m["resolution"]))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m photopop.cli.reproduce_images wu-boada-2019 ...``."""
-    from ..errors import PhotopopError
-
-    parser = argparse.ArgumentParser(prog="photopop reproduce")
-    register_wu_boada(parser.add_subparsers(dest="paper", metavar="PAPER"))
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
-    try:
-        return int(args.func(args) or 0)
-    except PhotopopError as exc:
-        print(f"photopop: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -55,18 +55,6 @@ class SEDEnsemble(SigmaScaled):
         self.meta["n_members"] = len(members)
 
     @property
-    def bands(self) -> list[str]:
-        return list(self.meta["bands"])
-
-    @property
-    def targets(self) -> list[str]:
-        return list(self.meta["targets"])
-
-    @property
-    def filter_system(self) -> str | None:
-        return self.meta.get("filter_system")
-
-    @property
     def has_sigma(self) -> bool:
         """True when the ensemble gives a sigma (any heteroscedastic member, or >= 2 members)."""
         return len(self.members) > 1 or any(m.heteroscedastic for m in self.members)

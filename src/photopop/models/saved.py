@@ -127,25 +127,36 @@ def extract_magnitudes(data: Any, bands: Sequence[str] | None = None,
 
 
 class SigmaScaled:
-    """Per-target recalibration factors on predicted sigmas, kept in ``self.meta['sigma_scale']``.
-
-    Shared by single models and ensembles; the class needs ``meta`` (dict) and ``targets``.
-    """
+    """What single models and ensembles read from their ``meta``: bands, targets, filter system, and the
+    per-target recalibration factors on predicted sigmas (``meta['sigma_scale']``)."""
 
     meta: dict[str, Any]
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.meta["bands"])
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.meta["targets"])
+
+    @property
+    def filter_system(self) -> str | None:
+        return self.meta.get("filter_system")
+
 
     @property
     def sigma_scale(self) -> np.ndarray:
         """Recalibration factor per target applied to predicted sigmas (1 = none)."""
         s = self.meta.get("sigma_scale") or {}
-        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)  # type: ignore[attr-defined]
+        return np.array([float(s.get(t, 1.0)) for t in self.targets], dtype=np.float64)
 
     def set_sigma_scale(self, scale: dict[str, float] | None) -> None:
         """Store per-target sigma factors (from held-out calibration rows); None removes them."""
         if scale is None:
             self.meta.pop("sigma_scale", None)
             return
-        targets = list(self.targets)  # type: ignore[attr-defined]
+        targets = self.targets
         bad = [t for t in scale if t not in targets]
         if bad:
             raise InputError(f"sigma_scale names unknown target(s) {bad}; model targets {targets}")
@@ -176,18 +187,6 @@ class SavedSEDModel(SigmaScaled):
         if int(getattr(network, "n_outputs", want)) != want:
             raise InputError(f"network has {network.n_outputs} outputs but {want} are needed for targets "
                              f"{self.meta['targets']} with loss {self.meta['loss']!r}")
-
-    @property
-    def bands(self) -> list[str]:
-        return list(self.meta["bands"])
-
-    @property
-    def targets(self) -> list[str]:
-        return list(self.meta["targets"])
-
-    @property
-    def filter_system(self) -> str | None:
-        return self.meta.get("filter_system")
 
     @property
     def heteroscedastic(self) -> bool:
