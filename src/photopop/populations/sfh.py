@@ -145,8 +145,8 @@ class Constant(SFH):
 
 
 @dataclass(eq=False)
-class Exponential(SFH):
-    """SFR ∝ exp(-T/tau), T = time since the start (lookback `age_start_gyr`); tau > 0."""
+class _StartTau(SFH):
+    """Shared parameters of the tau models: start (lookback, Gyr), timescale tau (Gyr), mass formed."""
 
     age_start_gyr: np.ndarray
     tau_gyr: np.ndarray
@@ -157,6 +157,11 @@ class Exponential(SFH):
                  tau=_as_param("tau_gyr", self.tau_gyr, positive=True), m=_as_param("mass", self.mass, nonneg=True))
         self.n, p = _broadcast(**p)
         self.age_start_gyr, self.tau_gyr, self.mass = p["a"], p["tau"], p["m"]
+
+
+@dataclass(eq=False)
+class Exponential(_StartTau):
+    """SFR ∝ exp(-T/tau), T = time since the start (lookback `age_start_gyr`); tau > 0."""
 
     def _unit_cumulative(self, t):
         a, tau = self.age_start_gyr[:, None] * GYR, self.tau_gyr[:, None] * GYR
@@ -180,18 +185,8 @@ def _g_delayed(y: np.ndarray) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class DelayedTau(SFH):
+class DelayedTau(_StartTau):
     """Delayed-tau SFR ∝ T exp(-T/tau), T = time since the start (lookback `age_start_gyr`)."""
-
-    age_start_gyr: np.ndarray
-    tau_gyr: np.ndarray
-    mass: np.ndarray = field(default_factory=lambda: np.ones(1))
-
-    def __post_init__(self):
-        p = dict(a=_as_param("age_start_gyr", self.age_start_gyr, positive=True),
-                 tau=_as_param("tau_gyr", self.tau_gyr, positive=True), m=_as_param("mass", self.mass, nonneg=True))
-        self.n, p = _broadcast(**p)
-        self.age_start_gyr, self.tau_gyr, self.mass = p["a"], p["tau"], p["m"]
 
     def _unit_cumulative(self, t):
         a, tau = self.age_start_gyr[:, None] * GYR, self.tau_gyr[:, None] * GYR
