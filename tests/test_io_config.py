@@ -135,3 +135,15 @@ def test_layered_config_merges_file_onto_preset(tmp_path):
     with pytest.raises(InputError, match="cannot parse"):
         (tmp_path / "bad.toml").write_text("this is = = not toml")
         read_config_data(tmp_path / "bad.toml")
+
+
+def test_read_json_names_the_file(tmp_path):
+    from photopop.io import read_json
+
+    (tmp_path / "ok.json").write_text('{"a": 1}')
+    assert read_json(tmp_path / "ok.json") == {"a": 1}
+    with pytest.raises(InputError, match="not a model folder"):
+        read_json(tmp_path / "none.json", missing="not a model folder (no meta.json)")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(InputError, match="bad.json: cannot read"):
+        read_json(tmp_path / "bad.json")

@@ -122,6 +122,18 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, dumps_json(obj) + "\n")
 
 
+def read_json(path: str | os.PathLike, missing: str | None = None) -> Any:
+    """Parse a JSON file; InputError with `missing` (default "no such file") if absent, or naming the
+    file if it cannot be read or parsed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: {missing or 'no such file'}") from exc
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from exc
+
+
 def table_format(path: str | os.PathLike) -> str:
     """Return 'csv', 'parquet' or 'fits' from a file name, or raise InputError."""
     name = str(path).lower()

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MismatchError
+from ..io import read_json
 from . import stream
 
 MAG_PREFIX = "mag_"
@@ -119,15 +120,9 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -
     from magnitudes) or a kind nobody registered.
     """
     path = Path(path)
-    meta_file = path / "meta.json"
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: not a model folder (no meta.json)") from exc
-    except Exception as exc:
-        raise InputError(f"{meta_file}: cannot read ({exc})") from exc
+    meta = read_json(path / "meta.json", missing="not a model folder (no meta.json)")
     kind = model_kind(meta)
     if kind == "image":
         raise InputError(f"{path}: an image model (input_kind 'image'); `photopop predict` applies models that "

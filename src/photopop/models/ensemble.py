@@ -16,7 +16,6 @@ Folder: ``meta.json`` (``kind`` 'sed-ensemble', ``bands``, ``filter_system``, ``
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,7 +25,7 @@ import torch
 
 from .. import __version__
 from ..errors import InputError
-from ..io import atomic_dir, dumps_json
+from ..io import atomic_dir, dumps_json, read_json
 from .saved import SavedSEDModel, SigmaScaled, check_bands, extract_magnitudes, prediction_frame
 
 ENSEMBLE_KIND = "sed-ensemble"
@@ -114,12 +113,7 @@ class SEDEnsemble(SigmaScaled):
         """Read an ensemble folder; InputError naming what is missing or inconsistent."""
         path = Path(path)
         meta_file = path / "meta.json"
-        if not meta_file.exists():
-            raise InputError(f"{path}: not an ensemble folder (no meta.json)")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except Exception as exc:
-            raise InputError(f"{meta_file}: cannot read ({exc})") from exc
+        meta = read_json(meta_file, missing="not an ensemble folder (no meta.json)")
         if meta.get("kind") != ENSEMBLE_KIND:
             raise InputError(f"{meta_file}: kind is {meta.get('kind')!r}, not {ENSEMBLE_KIND!r}")
         n = int(meta.get("n_members", 0))

@@ -35,7 +35,7 @@ import torch
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import atomic_dir, dumps_json
+from ..io import atomic_dir, dumps_json, read_json
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
@@ -361,12 +361,7 @@ def load_sed_model(path: str | Path) -> Any:
     """
     path = Path(path)
     meta_file = path / "meta.json"
-    kind = None
-    if meta_file.exists():
-        try:
-            kind = json.loads(meta_file.read_text()).get("kind")
-        except Exception as exc:
-            raise InputError(f"{meta_file}: cannot read ({exc})") from exc
+    kind = read_json(meta_file).get("kind") if meta_file.exists() else None
     if kind == "sed-ensemble":
         from .ensemble import SEDEnsemble
 
