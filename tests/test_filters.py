@@ -19,6 +19,13 @@ from photopop.photometry.filters import (FilterCurve, FilterSystem, filter_curve
                                          list_milespy_systems, load_filter_system, read_filter_curve)
 from photopop.photometry.synth import C_AA_PER_S, FLAM_UNIT, synth_photometry
 
+from conftest import shipped_by
+
+# Literal values below (pivots, band counts, selections) were read from the curves these versions ship; with
+# another version those tests skip with a reason, and the version-independent checks still run.
+SPECLITE_CURVES = shipped_by("speclite", "1.0.0")
+MILESPY_CURVES = shipped_by("milespy", "1.0")
+
 NARROW = [f"J0{n}" for n in range(378, 379)] + [f"J0{n}" for n in range(390, 911, 10)]
 
 
@@ -67,32 +74,58 @@ def test_sdss_from_speclite():
         np.testing.assert_array_equal(curve.transmission, resp.response)  # not renormalised
         w, t = resp.wavelength, resp.response
         assert curve.pivot == pytest.approx(np.sqrt(np.trapezoid(t * w, w) / np.trapezoid(t / w, w)), rel=1e-12)
+    assert load_filter_system("milespy:SLOAN_SDSS").bands == ["u", "g", "r", "i", "z"]
+
+
+@SPECLITE_CURVES
+@MILESPY_CURVES
+def test_sdss_pivots_of_the_shipped_curves():
+    sdss = load_filter_system("sdss")
     # sdss2010 (Doi+2010, airmass 1.3) pivots; the SVO SLOAN/SDSS curves give ~3557, 4702, 6175, 7490, 8947
     np.testing.assert_allclose(sdss.pivots, [3589.3, 4701.4, 6177.2, 7496.5, 8904.2], atol=0.2)
     svo_like = load_filter_system("milespy:SLOAN_SDSS")
-    assert svo_like.bands == ["u", "g", "r", "i", "z"]
     np.testing.assert_allclose(svo_like.pivots, [3557, 4702, 6175, 7491, 8946], atol=1.5)
 
 
 def test_jpas_from_milespy():
     jpas = load_filter_system("jpas")
+    assert len(jpas) == len(list_milespy_systems()["OAJ_JPAS"])  # every file of the set, each once
+    assert np.all(np.diff(jpas.pivots) > 0)  # ordered by pivot
+    path = F.milespy_filter_dir() / "OAJ_JPAS.uJava.dat"
+    np.testing.assert_array_equal(jpas["uJAVA"].transmission, np.loadtxt(path)[:, 1])  # read as given
+    assert jpas["uJPAS"].source.endswith("OAJ_JPAS.u.dat")
+
+
+@MILESPY_CURVES
+def test_jpas_curves_as_shipped():
+    jpas = load_filter_system("jpas")
     assert len(jpas) == 60
     assert jpas.kinds.count("narrow") == 54
     assert [b for b, k in zip(jpas.bands, jpas.kinds) if k == "narrow"] == NARROW
     assert set(jpas.bands) - set(NARROW) == {"J1007", "uJAVA", "uJPAS", "gSDSS", "rSDSS", "iSDSS"}
-    assert np.all(np.diff(jpas.pivots) > 0)  # ordered by pivot
     # read as given: total-throughput peaks 0.20-0.63, never renormalised to 1
     peaks = np.array([c.peak for c in jpas])
     assert 0.19 < peaks.min() and peaks.max() < 0.64
-    path = F.milespy_filter_dir() / "OAJ_JPAS.uJava.dat"
-    np.testing.assert_array_equal(jpas["uJAVA"].transmission, np.loadtxt(path)[:, 1])
-    assert jpas["uJPAS"].source.endswith("OAJ_JPAS.u.dat")
     narrow = jpas.select(kind="narrow")
     assert 139 < narrow.fwhms.min() and narrow.fwhms.max() < 156
     assert np.mean(np.diff(narrow.pivots)) == pytest.approx(100.0, abs=0.5)
 
 
-def test_milespy_folder_listing_and_other_systems():
+def test_milespy_systems_and_errors():
+    sets = list_milespy_systems()
+    for prefix in ("OAJ_JPLUS", "GALEX_GALEX"):
+        assert len(load_filter_system(f"milespy:{prefix}")) == len(sets[prefix])
+    assert load_filter_system("jplus").bands == load_filter_system("milespy:OAJ_JPLUS").bands
+    with pytest.raises(InputError, match="no milespy filter set 'NOPE'"):
+        load_filter_system("milespy:NOPE")
+    with pytest.raises(InputError, match="unknown filter system 'hsc'"):
+        load_filter_system("hsc")
+    with pytest.raises(InputError, match="no such filter curve file"):
+        load_filter_system("curves/missing.dat")  # a path, never taken for an SVO id
+
+
+@MILESPY_CURVES
+def test_milespy_folder_listing_as_shipped():
     sets = list_milespy_systems()
     for prefix in ("OAJ_JPAS", "OAJ_JPLUS", "PAN-STARRS_PS1", "2MASS_2MASS", "GALEX_GALEX", "SLOAN_SDSS"):
         assert prefix in sets
@@ -100,12 +133,6 @@ def test_milespy_folder_listing_and_other_systems():
     jplus = load_filter_system("jplus")
     assert len(jplus) == 12 and jplus.bands[0] == "uJAVA" and "J0660" in jplus
     assert load_filter_system("milespy:GALEX_GALEX").bands == ["FUV", "NUV"]
-    with pytest.raises(InputError, match="no milespy filter set 'NOPE'"):
-        load_filter_system("milespy:NOPE")
-    with pytest.raises(InputError, match="unknown filter system 'hsc'"):
-        load_filter_system("hsc")
-    with pytest.raises(InputError, match="no such filter curve file"):
-        load_filter_system("curves/missing.dat")  # a path, never taken for an SVO id
 
 
 def test_milespy_is_located_without_importing_it():
@@ -115,6 +142,22 @@ def test_milespy_is_located_without_importing_it():
     assert proc.returncode == 0, proc.stderr
 
 
+def test_selection_shortcuts_and_errors():
+    jpas = load_filter_system("jpas")
+    rng = (3700, 7000)
+    paper = jpas.select(wavelength_range=rng, criterion="pivot", margin=50, exclude=["J0660", "J0670"])
+    assert "J0660" not in paper and "J0670" not in paper
+    for shortcut in (jpas_liew_cain_2021(), load_filter_system("jpas-califa")):
+        assert shortcut.bands == paper.bands and shortcut.name == "jpas-califa"
+    inside = jpas.select(wavelength_range=rng)  # <= 1% of each band's AB weight outside the range
+    assert all(c.share_outside(*rng) <= 0.01 for c in inside)
+    assert all(c.share_outside(*rng) > 0.01 for c in jpas if c.name not in inside.bands)
+    assert jpas.select(["J0378", "gSDSS"]).bands == ["J0378", "gSDSS"]
+    with pytest.raises(InputError, match=r"\['J9999'\] not in filter system"):
+        jpas.select(exclude=["J9999"])
+
+
+@MILESPY_CURVES
 def test_selection_counts_and_paper_set():
     jpas = load_filter_system("jpas")
     rng = (3700, 7000)
@@ -264,6 +307,7 @@ def shared_filters(shared_data_dir) -> Path:
     return path
 
 
+@MILESPY_CURVES
 def test_jpas_matches_shared_copies_and_readme(shared_filters):
     readme = (shared_filters / "README.md").read_text()
     section = _section(readme, "## jpas/", "## jpas_cefca2017/")
@@ -281,7 +325,8 @@ def test_jpas_matches_shared_copies_and_readme(shared_filters):
         np.testing.assert_array_equal(curve.transmission, copy[:, 1])
 
 
-@pytest.mark.parametrize("system, folder, prefix", [("jplus", "jplus", "OAJ_JPLUS"), (None, "splus", "SPLUS")])
+@pytest.mark.parametrize("system, folder, prefix", [pytest.param("jplus", "jplus", "OAJ_JPLUS", marks=MILESPY_CURVES),
+                                                    (None, "splus", "SPLUS")])
 def test_jplus_splus_pivots_and_fwhm(shared_filters, system, folder, prefix):
     readme = (shared_filters / "README.md").read_text()
     section = _section(readme, f"## {folder}/", "##")
@@ -296,6 +341,7 @@ def test_jplus_splus_pivots_and_fwhm(shared_filters, system, folder, prefix):
         assert curve.fwhm == pytest.approx(width, abs=0.51), band
 
 
+@MILESPY_CURVES
 def test_j0910_trimming_quirk(shared_filters):
     full = read_filter_curve(shared_filters / "jpas_cefca2017" / "JPAS_J0910.tab", unit="AA")
     trimmed = load_filter_system("jpas")["J0910"]
@@ -324,6 +370,7 @@ def _realistic_spectra(wave: np.ndarray) -> dict[str, np.ndarray]:
     return {"power_law": 1e-16 * (wave / 5000.0) ** -1.0, "blackbody": bb * 1e-21, "old_pop": 1e-16 * old}
 
 
+@MILESPY_CURVES  # integrates the shared copies of the curves, which equal milespy 1.0's
 def test_synthetic_magnitudes_match_independent_integration(shared_filters):
     wave = 10 ** np.arange(np.log10(3000.0), np.log10(11000.0), 1e-4)  # SDSS-like log grid (~2 A)
     spectra = _realistic_spectra(wave)
