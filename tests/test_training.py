@@ -44,6 +44,9 @@ def test_learns_and_history_layout():
     h = res.history
     assert list(h.epoch) == list(range(0, res.epochs_run + 1))
     assert {"train_loss", "val_loss", "lr", "train_mse_a", "val_mse_a"} <= set(h.columns)
+    # learning: the best validation MSE is a small fraction of the random-label MSE of epoch 0. Measured over
+    # 5 data/weight seeds, OMP_NUM_THREADS=1 and =2 and other CPU kernels: 0.024-0.10 (limit 0.2); a net that
+    # learns nothing stays at ~0.5 (the MSE of the mean is half the random-label MSE).
     assert h.val_loss.iloc[1:].min() < 0.2 * h.val_loss.iloc[0]
     # physical MSE = standardised MSE * scale^2
     assert np.allclose(h.val_mse_a, h.val_loss * 4.0)
