@@ -193,7 +193,7 @@ def test_between_galaxy_differences_exceed_within():
     t = simulate_ifu_survey(tiny_config(seed=4, n_galaxies=12, spaxels=30, snr_scale=float("inf")))
     gap = galaxy_gap(t, "log_age_true", n_neighbors=5)
     # over survey seeds 4-9: Set B / Set A rmse 4.3-9.8 (log age) and 3.9-12 ([Z/H]), between-galaxy share
-    # 0.64-0.87; a mock without galaxy-wide offsets gives a ratio ~1
+    # 0.64-0.87; were spaxels of different galaxies interchangeable, the ratio would be ~1
     assert gap["rmse_set_b"] > 2.5 * gap["rmse_set_a"]
     assert gap["set_b_between_share"] > 0.5  # errors on unseen galaxies are mostly galaxy-wide offsets
     gz = galaxy_gap(t, "zh_true", n_neighbors=5)
