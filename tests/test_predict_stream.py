@@ -17,6 +17,8 @@ from photopop.models.normalise import Standardiser
 from photopop.models.saved import SavedSEDModel
 from photopop.models.sed_cnn import SEDCNN, SEDCNNConfig
 
+from conftest import float32_forward_bound
+
 BANDS = [f"b{i}" for i in range(8)]
 MAGS = [f"mag_{b}" for b in BANDS]
 N = 500
@@ -70,6 +72,30 @@ def setup(tmp_path_factory):
     return root, model, df
 
 
+def mean_atol(model, mags) -> np.ndarray:
+    """Tolerance (n, n_targets) for two float32 evaluations of `model` through different batches or chunks.
+
+    Each is within float32_forward_bound of the exact network output (times the target scale, as the means
+    are mean + scale * z in float64), so two differ by at most twice that; NaN rows get 0. For these models
+    the bound is 1e-5-5e-5 dex, while rows' predictions differ by ~2e-3 (a row mix-up is caught); the
+    measured float32-vs-float64 error is < 0.1% of the bound, a 1-row and a 64-row batch differ by 1.5e-8.
+    """
+    mags = np.asarray(mags, dtype=np.float64)
+    ok = np.isfinite(mags).all(axis=1)
+    out = np.zeros((len(mags), len(model.targets)))
+    z = float32_forward_bound(model.network, model._inputs(mags[ok]))
+    out[ok] = 2 * z[:, :len(model.targets)] * model.target_norm.scale
+    return out
+
+
+def assert_within(actual, desired, atol) -> None:
+    """|actual - desired| <= atol elementwise (NaN where both are NaN)."""
+    actual, desired = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(desired))
+    diff = np.where(np.isnan(desired), 0.0, np.abs(actual - desired))
+    assert np.all(diff <= atol), f"max |difference| {diff.max():.3g}, worst excess {np.max(diff - atol):.3g}"
+
+
 def expected(model, df):
     """In-memory prediction of the whole table, NaN where a band is missing."""
     ok = np.isfinite(df[MAGS].to_numpy()).all(axis=1)
@@ -89,7 +115,7 @@ def test_stream_equals_in_memory(setup, tmp_path, name):
     assert rep.n_nan_rows == len(NAN_ROWS)
     np.testing.assert_array_equal(out["row_index"], np.arange(N))
     np.testing.assert_array_equal(out[["galaxy_id", "spaxel_id"]], df[["galaxy_id", "spaxel_id"]])
-    np.testing.assert_allclose(out[["log_age", "zh"]].to_numpy(), expected(model, df), rtol=1e-6, atol=1e-9)
+    assert_within(out[["log_age", "zh"]].to_numpy(), expected(model, df), mean_atol(model, df[MAGS]))
     assert out.loc[NAN_ROWS, "log_age"].isna().all() and out["log_age"].isna().sum() == len(NAN_ROWS)
     assert (tmp_path / "out" / "_SUCCESS").exists()
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
@@ -121,7 +147,7 @@ def test_dataset_folder_and_several_inputs(setup, tmp_path):
     out = pd.read_parquet(tmp_path / "out")
     assert rep.n_rows == 260 and out["input_index"].value_counts().sort_index().tolist() == [120, 90, 50]
     both = pd.concat([a, b, c], ignore_index=True)
-    np.testing.assert_allclose(out[["log_age", "zh"]].to_numpy(), model.predict(both).to_numpy(), rtol=1e-6)
+    assert_within(out[["log_age", "zh"]].to_numpy(), model.predict(both).to_numpy(), mean_atol(model, both[MAGS]))
 
 
 @pytest.mark.parametrize("after_write", [False, True])
