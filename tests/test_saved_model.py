@@ -13,6 +13,8 @@ from photopop.models.saved import SavedSEDModel, table_hash
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 
+from test_predict_stream import mean_atol
+
 BANDS = [f"b{i}" for i in range(10)]
 SMALL = SEDCNNConfig(conv_filters=(2, 4), kernel_sizes=(3, 3), pool_size=2, dense_units=(16, 8))
 
@@ -79,7 +81,9 @@ def test_thread_count_is_restored_and_does_not_change_results(fitted):
     before = torch.get_num_threads()
     p1 = reg.model_.predict(df, num_threads=1)
     assert torch.get_num_threads() == before
-    assert np.allclose(p1.to_numpy(), reg.predict(df).to_numpy(), atol=1e-6)
+    # thread counts may change the float32 summation order: within twice the forward-error bound
+    tol = mean_atol(reg.model_, df[[f"mag_{b}" for b in BANDS]])
+    assert np.all(np.abs(p1.to_numpy() - reg.predict(df).to_numpy()) <= tol)
 
 
 def test_reordered_bands_give_same_predictions(fitted):
@@ -142,7 +146,9 @@ def test_colour_inputs_and_array_fit(tmp_path):
     assert len(reg.model_.input_norm.names) == len(BANDS) - 1
     # colours are brightness-free: shifting every band by 1 mag changes nothing
     p = reg.predict(mags, bands=BANDS)
-    assert np.allclose(p.to_numpy(), reg.predict(mags + 1.0, bands=BANDS).to_numpy(), atol=1e-5)
+    # the colours agree to float64 rounding, their float32 casts to one ulp: within the forward-error bound
+    shifted = reg.predict(mags + 1.0, bands=BANDS).to_numpy()
+    assert np.all(np.abs(p.to_numpy() - shifted) <= mean_atol(reg.model_, mags))
     loaded = SEDRegressor.load(reg.save(tmp_path / "colour"))
     assert np.array_equal(loaded.predict(mags, bands=BANDS).to_numpy(), p.to_numpy())
     assert np.allclose(make_features(mags, BANDS, "colour", "b4")[:, 0], mags[:, 0] - mags[:, 4])
