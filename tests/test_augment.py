@@ -97,7 +97,7 @@ def test_tta_of_rotation_invariant_input_equals_plain_prediction():
         tta = tta_mean(net, sym)
         # a batch of 8 N vs N rows: two float32 evaluations, each within the forward-error bound, then the
         # float32 mean of 8 outputs (gamma_8 of their magnitude). Bound 7e-5-1e-4 here, measured 3e-8; the
-        # outputs themselves are 0.1-0.3 (a TTA that averaged wrong views would differ by that much).
+        # outputs themselves are 0.1-0.3.
         tol = 2 * float32_forward_bound(net, sym.numpy()) + _gamma(N_D4) * plain.abs().numpy()
         assert np.all(np.abs((tta - plain).numpy()) <= tol)
         # and TTA of a non-symmetric input is the mean over the eight transformed inputs
