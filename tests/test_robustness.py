@@ -117,13 +117,16 @@ def test_drop_bands_and_renoise():
 
 
 def test_robustness_study(tmp_path):
+    # Trained long enough that every model learns on every seed: with 40 epochs, patience 10 and lr 3e-3
+    # some seeds left a model at the constant predictor's rmse (~0.3 dex), where noise cannot hurt.
     cfg = RobustnessConfig(architecture=SMALL, noise_factors=(1.0, 8.0), missing_counts=(0, 3),
-                           train=TrainConfig(max_epochs=40, patience=10, learning_rate=3e-3))
+                           train=TrainConfig(max_epochs=80, patience=30, learning_rate=1e-2))
     res = run_robustness_study(_table(), cfg, tmp_path / "r")
     assert set(res["snr"]) == {"baseline", "noise_aware", "masked"}
     for model in res["snr"]:
-        # much noisier inputs give worse predictions
-        assert res["snr"][model]["8.0"]["log_age"]["rmse"] > res["snr"][model]["1.0"]["log_age"]["rmse"]
+        # much noisier inputs give worse predictions: over seeds 0-4 (study and training), OMP 1 and 2 and
+        # other CPU kernels, rmse(8x noise) / rmse(1x) is 1.77-7.9 (rmse at 1x 0.06-0.22 dex)
+        assert res["snr"][model]["8.0"]["log_age"]["rmse"] > 1.3 * res["snr"][model]["1.0"]["log_age"]["rmse"]
     assert np.isfinite(res["missing"]["masked"]["3"]["zh"]["rmse"])
     assert (tmp_path / "r" / "results.csv").exists()
 
