@@ -25,6 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tiny", action="store_true", help="test-sized run (under a minute); checks the pipeline only")
     p.add_argument("--no-images", action="store_true", help="skip the image method")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the uncertainty study")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     p.set_defaults(func=run)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    result = run_demo(cfg, args.out, progress=say)
+    result = run_demo(cfg, args.out, progress=say, overwrite=args.overwrite)
     heads = headline(result.metrics)
     if args.json:
         print(dumps_json(heads))

@@ -35,6 +35,7 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
                    help="worker processes (default: all CPUs); results do not depend on it")
     p.add_argument("--size", type=int, default=None, metavar="PIX", help="cutout size in pixels (default 128)")
     p.add_argument("--png", action="store_true", help="also write cutouts/<id>.png colour composites")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -53,7 +54,8 @@ def run_simulate_images(args: argparse.Namespace) -> int:
         cfg.png = True
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be >= 1")
-    s = simulate_image_survey(cfg, args.out, n_workers=args.workers, progress=not args.no_progress)
+    s = simulate_image_survey(cfg, args.out, n_workers=args.workers, progress=not args.no_progress,
+                              overwrite=args.overwrite)
     print(f"wrote {s!r}; elapsed {s.meta.get('elapsed_s')} s")
     return 0
 
@@ -82,6 +84,7 @@ def register(subparsers: Any) -> None:
     d.add_argument("--size", type=int, default=128, help="width = height in pixels (default 128)")
     d.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N rows")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     d.set_defaults(func=run_download)
 
     c = sub.add_parser("check-cutouts", help="match a cutout folder to a catalogue; list missing/unreadable files",
@@ -102,6 +105,7 @@ def register(subparsers: Any) -> None:
     b.add_argument("--out", type=Path, required=True, metavar="DIR")
     b.add_argument("--cuts", action="store_true", help="apply the Wu & Boada (2019) sample cuts first")
     b.add_argument("--pixel-scale", type=float, default=0.296, help="arcsec per pixel (default 0.296)")
+    b.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     b.set_defaults(func=run_build)
 
     if "simulate" not in subparsers.choices:  # until `photopop simulate` exists, offer it here too
@@ -121,7 +125,7 @@ def run_download(args: argparse.Namespace) -> int:
     cfg = DownloadConfig(base_url=args.base_url or DEFAULT_BASE_URL, scale=args.scale, width=args.size,
                          height=args.size, workers=args.workers, retries=args.retries, backoff_s=args.backoff,
                          timeout_s=args.timeout)
-    rep = download_cutouts(cat, args.out, cfg, progress=not args.no_progress)
+    rep = download_cutouts(cat, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite)
     print(rep)
     if rep.n_failed:
         print(f"failures listed in {args.out / 'download_failures.csv'}")
@@ -154,6 +158,6 @@ def run_build(args: argparse.Namespace) -> int:
         print(rep)
         meta["cuts"] = rep.to_frame().to_dict(orient="records")
     s, m = cutouts_to_image_set(to_image_catalog(cat), args.folder, args.out, id_column="id",
-                                pixel_scale_arcsec=args.pixel_scale, meta=meta)
+                                pixel_scale_arcsec=args.pixel_scale, meta=meta, overwrite=args.overwrite)
     print(f"wrote {s!r}; {len(m.missing)} catalogue rows without a usable cutout listed in {args.out / 'missing.csv'}")
     return 0

@@ -50,6 +50,7 @@ def register_wu_boada(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--force", nargs="+", default=(), metavar="STAGE",
                    help=f"redo these stages even if cached ({', '.join(STAGES)})")
     p.add_argument("--no-report", action="store_true", help="write metrics.json only (no figures or HTML)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     p.set_defaults(func=run_wu_boada)
@@ -89,7 +90,8 @@ def run_wu_boada(args: argparse.Namespace) -> int:
     old_format = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *a, **k: f"photopop: warning: {message}\n"  # one line
     try:
-        res = run_wu_boada_2019(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report)
+        res = run_wu_boada_2019(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report,
+                                overwrite=args.overwrite)
     finally:
         warnings.formatwarning = old_format
     m = res.metrics

@@ -19,6 +19,7 @@ from typing import Any
 from ..config import load_config
 from ..errors import InputError
 from ..io import dumps_json
+from ..outputs import check_output, check_output_path
 
 TARGET_CHOICES = {"log_age": ("log_age",), "zh": ("zh",), "both": ("log_age", "zh")}
 
@@ -47,6 +48,7 @@ def register(subparsers: Any) -> None:
     cv.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     cv.add_argument("--n-jobs", type=int, metavar="N", help="random-forest worker processes")
     cv.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    cv.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     cv.add_argument("--quiet", action="store_true", help="no progress output")
     cv.set_defaults(func=run_cv)
 
@@ -60,6 +62,7 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
     tr.add_argument("--device")
     tr.add_argument("--checkpoint", type=Path, help="checkpoint file (resumes if it exists)")
+    tr.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=run_train)
 
@@ -82,6 +85,7 @@ def register(subparsers: Any) -> None:
     tu.add_argument("--split", help="grouping of the validation set: A, B (default) or random")
     tu.add_argument("--max-epochs", type=int)
     tu.add_argument("--seed", type=int)
+    tu.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     tu.add_argument("--quiet", action="store_true")
     tu.set_defaults(func=run_tune)
 
@@ -105,6 +109,7 @@ def register(subparsers: Any) -> None:
     un.add_argument("--seed", type=int, metavar="S")
     un.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     un.add_argument("--no-figures", action="store_true")
+    un.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     un.add_argument("--quiet", action="store_true")
     un.set_defaults(func=run_uncertainty)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
@@ -128,7 +133,7 @@ def run_cv(args: argparse.Namespace) -> int:
                    joint_targets=True if args.joint else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
     cfg.random_forest = _replace(cfg.random_forest, n_jobs=args.n_jobs)
-    res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet), overwrite=args.overwrite)
     if not args.no_figures:
         from ..report.sed_figures import make_cv_figures
 
@@ -159,9 +164,10 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    check_output(args.out, "sed-model", overwrite=args.overwrite, inputs=[args.table, args.config])  # before training
     table = load_table(args.table)
     reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
-    reg.save(args.out)
+    reg.save(args.out, overwrite=args.overwrite)
     r = reg.result_
     assert r is not None
     print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation MSE "
@@ -176,6 +182,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..io import write_table_atomic
     from ..models.saved import load_sed_model
 
+    check_output_path(args.out, [args.model, args.table], what="output table", folder=False)
     model = load_sed_model(args.model)
     table = load_table(args.table)
     pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
@@ -195,7 +202,7 @@ def run_tune(args: argparse.Namespace) -> int:
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], n_trials=args.n_trials, timeout_s=args.timeout,
                    split=args.split, seed=args.seed)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs)
-    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet)
+    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet, overwrite=args.overwrite)
     print(f"best validation MSE {res.best_value:.4g} with {dumps_json(res.best_params, indent=None)}")
     print(f"wrote {args.out / 'best_params.toml'}")
     return 0
@@ -220,7 +227,8 @@ def run_uncertainty(args: argparse.Namespace) -> int:
                    targets=TARGET_CHOICES[args.target] if args.target else None,
                    figures=False if args.no_figures else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
-    m = run_uncertainty_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    m = run_uncertainty_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet),
+                              overwrite=args.overwrite)
     print(f"{'target':<9}{'cov68':>8}{'cov95':>8}{'cov68 raw':>11}{'cov95 raw':>11}{'scale':>8}{'z std':>8}{'n':>8}")
     for t, c in m["calibration"].items():
         print(f"{t:<9}{c['coverage_68']:>8.3f}{c['coverage_95']:>8.3f}{c['coverage_68_raw']:>11.3f}"

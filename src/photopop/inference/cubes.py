@@ -34,7 +34,7 @@ from ..errors import InputError
 from ..io import atomic_path
 from . import stream
 from .predict import (DEFAULT_CHUNK_ROWS, MAG_PREFIX, PredictReport, as_predictor, check_input_bands,
-                      output_columns, predict_chunk, predictor_hash)
+                      claim_prediction_output, output_columns, predict_chunk, predictor_hash)
 
 AUX_EXTNAMES = ("MASK", "ERR", "ERROR", "IVAR", "VAR", "VARIANCE", "WEIGHT", "BANDS")
 MAG_UNITS = ("mag", "mag(ab)", "abmag", "magab", "ab", "mag_ab", "abmag(ab)")
@@ -355,31 +355,32 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
     run = {"kind": "cubes", "model_hash": predictor_hash(predictor), "on_nan": on_nan, "columns": cols,
            "inputs": [{"index": i, "path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
                       for i, p in enumerate(paths)]}
-    manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
-    report = PredictReport(Path(out_dir), "cubes", [str(p) for p in paths], cols)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    with claim_prediction_output(out_dir, model, paths):
+        manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
+        report = PredictReport(Path(out_dir), "cubes", [str(p) for p in paths], cols)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(paths), unit="cube", desc="predict")
-    try:
-        for i, (lay, order, name) in enumerate(zip(layouts, orders, names)):
-            if manifest.finished_chunks(i):
-                report.n_parts_skipped += 1
-            else:
-                rep = _predict_layout(predictor, lay, order, Path(out_dir) / name, int(chunk_rows), on_nan,
-                                      time.perf_counter())
-                manifest.add({"name": name, "input": i, "chunk": 0, "start": 0, "rows": rep.n_pixels,
-                              "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs})
-                report.n_parts_written += 1
-                report.n_rows_predicted += rep.n_pixels
+            bar = tqdm(total=len(paths), unit="cube", desc="predict")
+        try:
+            for i, (lay, order, name) in enumerate(zip(layouts, orders, names)):
+                if manifest.finished_chunks(i):
+                    report.n_parts_skipped += 1
+                else:
+                    rep = _predict_layout(predictor, lay, order, Path(out_dir) / name, int(chunk_rows), on_nan,
+                                          time.perf_counter())
+                    manifest.add({"name": name, "input": i, "chunk": 0, "start": 0, "rows": rep.n_pixels,
+                                  "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs})
+                    report.n_parts_written += 1
+                    report.n_rows_predicted += rep.n_pixels
+                if bar is not None:
+                    bar.update(1)
+            manifest.finish()
+        finally:
+            manifest.save(force=True)
             if bar is not None:
-                bar.update(1)
-        manifest.finish()
-    finally:
-        manifest.save(force=True)
-        if bar is not None:
-            bar.close()
+                bar.close()
     report.maps = [Path(out_dir) / n for n in names]
     report.n_parts = len(manifest.parts)
     report.n_rows = int(sum(p["rows"] for p in manifest.parts.values()))

@@ -388,7 +388,8 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     def jobs_for(src: stream.CatalogInput) -> ChunkJob:  # the template of src's chunk jobs
         return ChunkJob(src, 0, 0, None, str(out_dir), read_columns, ids, on_nan, model_hash)
 
-    with _client_context(client) as dask_client:  # connect first: a bad address writes nothing
+    with _client_context(client) as dask_client, \
+            claim_prediction_output(out_dir, model, [s.path for s in sources]):  # connect first: a bad address writes nothing
         manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
         try:
             if dask_client is None:
@@ -487,6 +488,16 @@ def _positive_int(value: Any, name: str) -> int:
     if out < 1 or out != value:
         raise InputError(f"{name} must be a positive integer, got {value!r}")
     return out
+
+
+def claim_prediction_output(out_dir: str | Path, model: Any, inputs: Sequence[str | Path]) -> Any:
+    """Claim and lock `out_dir` for a prediction run (`photopop.outputs`): a second run on the same
+    folder is refused naming the first; a file, a foreign folder or an input in the way is refused.
+    The run's fingerprint is compared by the manifest (`stream.Manifest.open`)."""
+    from ..outputs import claim_output
+
+    sources = list(inputs) + ([model] if isinstance(model, (str, Path)) else [])
+    return claim_output(out_dir, "predict", None, inputs=sources, in_place=True)
 
 
 # -- catalogues or cubes (the command line) ------------------------------------------------------------

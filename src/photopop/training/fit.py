@@ -572,13 +572,14 @@ class SEDRegressor:
     def history_(self) -> pd.DataFrame | None:
         return self.result_.history if self.result_ is not None else None
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json)."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json);
+        `overwrite` as in `SavedSEDModel.save`."""
         files = {}
         if self.result_ is not None:
             files["history.csv"] = self.result_.history.to_csv(index=False)
             files["history.json"] = dumps_json(self.result_.history.to_dict(orient="records")) + "\n"
-        return self._fitted().save(path, extra_files=files)
+        return self._fitted().save(path, extra_files=files, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "SEDRegressor":
