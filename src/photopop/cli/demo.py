@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
+from ..validate import arg, out_path, seed
 
 
 def register(subparsers: Any) -> None:
@@ -19,9 +20,9 @@ def register(subparsers: Any) -> None:
         "cross-prediction in Sets A and B with baselines and gradients, a small image model with its "
         "baselines, per-spaxel uncertainties with calibration, and write DIR/report.html and DIR/metrics.json. "
         "Stages are cached: a rerun reuses finished work.")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
+    p.add_argument("--out", type=arg(out_path, "--out"), default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
     p.add_argument("--config", type=Path, metavar="FILE", help="DemoConfig settings as TOML/YAML, merged onto the preset (e.g. a run's config.toml)")
-    p.add_argument("--seed", type=int, help="seed of everything")
+    p.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything")
     p.add_argument("--tiny", action="store_true", help="test-sized run (under a minute); checks the pipeline only")
     p.add_argument("--no-images", action="store_true", help="skip the image method")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the uncertainty study")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
+from ..validate import arg, out_path, seed
 
 
 def register(subparsers: Any) -> None:
@@ -37,8 +38,8 @@ def register(subparsers: Any) -> None:
                         help="test-sized run (well under a minute); checks the pipeline only")
     lc.add_argument("--config", type=Path, metavar="FILE",
                     help="TOML/YAML with LiewCain2021Config settings; applied on top of the preset")
-    lc.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    lc.add_argument("--seed", type=int, help="seed of everything (survey, folds, networks, bootstrap)")
+    lc.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
+    lc.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything (survey, folds, networks, bootstrap)")
     lc.add_argument("--mismatch-ssp", type=Path, metavar="FOLDER",
                     help="MILES-format SSP folder (e.g. MIUSCAT) for the model-mismatch study")
     lc.add_argument("--device", help="torch device for the CNNs: auto, cpu, cuda, cuda:N")

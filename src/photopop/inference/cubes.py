@@ -32,6 +32,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError
 from ..io import atomic_path
+from ..validate import positive_int
 from . import stream
 from .predict import (DEFAULT_CHUNK_ROWS, MAG_PREFIX, PredictReport, as_predictor, check_input_bands,
                       claim_prediction_output, output_columns, predict_chunk, predictor_hash)
@@ -262,7 +263,11 @@ def predict_cube(model: Any, cube_path: str | Path, out_path: str | Path, *, chu
     memory map, so memory is bounded by the maps plus one block. The FITS file is written
     atomically; its primary header records the model hash and the input's size and mtime.
     """
+    from ..outputs import check_output_path
+
     t0 = time.perf_counter()
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    check_output_path(out_path, [cube_path], what="output maps file", folder=False)
     predictor = as_predictor(model, device=device, batch_size=batch_size)
     lay = read_cube_layout(cube_path, filter_system)
     order = _check_cube(predictor, lay, ignore_extra_bands)
@@ -343,6 +348,8 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
     ``_manifest.json`` with the same model and input fingerprints are skipped on rerun.
     """
     t0 = time.perf_counter()
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    batch_size = positive_int(batch_size, "batch_size")
     predictor = as_predictor(model, device=device, batch_size=batch_size)
     paths = [Path(p) for p in inputs]
     layouts = [read_cube_layout(p, filter_system) for p in paths]

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import InputError, MismatchError
 from ..io import read_json
+from ..validate import positive_int
 from . import stream
 
 MAG_PREFIX = "mag_"
@@ -68,7 +69,7 @@ class SEDPredictor:
         self.model = model
         self.device_spec = str(device)
         self.device = resolve_device(device)
-        self.batch_size = int(batch_size)
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.path = None if path is None else str(Path(path).resolve())
         self.model_hash = model_hash or saved_model_hash(model)
 
@@ -360,8 +361,10 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     `client`, chunks run on its workers (the model is loaded once per worker); the client is not closed.
     """
     t0 = time.perf_counter()
+    batch_size = positive_int(batch_size, "batch_size")
     predictor = as_predictor(model, device=device, batch_size=batch_size)
-    chunk_rows = _positive_int(chunk_rows, "chunk_rows")
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    batch_size = positive_int(batch_size, "batch_size")
     if on_nan not in ON_NAN:
         raise InputError(f"on_nan must be one of {list(ON_NAN)}, got {on_nan!r}")
     ids = parse_id_columns(id_columns)
@@ -478,16 +481,6 @@ def parse_id_columns(id_columns: Sequence[str] | str | None) -> tuple[str, ...]:
     if len(set(ids)) != len(ids):
         raise InputError(f"id columns repeat: {list(ids)}")
     return ids
-
-
-def _positive_int(value: Any, name: str) -> int:
-    try:
-        out = int(value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a positive integer, got {value!r}") from exc
-    if out < 1 or out != value:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return out
 
 
 def claim_prediction_output(out_dir: str | Path, model: Any, inputs: Sequence[str | Path]) -> Any:

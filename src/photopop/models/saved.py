@@ -322,6 +322,9 @@ def _strip_none(obj: Any) -> Any:
 def run_network(network: SEDCNN, x: np.ndarray, batch_size: int = 4096,
                 device: str | torch.device = "cpu", num_threads: int | None = None) -> np.ndarray:
     """Evaluate `network` on standardised features in large batches under inference_mode."""
+    from ..validate import positive_int
+
+    batch_size = positive_int(batch_size, "batch_size")  # 0 or < 0 would leave the output uninitialised
     if not num_threads or int(num_threads) == torch.get_num_threads():
         return _run_network(network, x, batch_size, torch.device(device))
     threads = torch.get_num_threads()
