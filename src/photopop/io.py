@@ -126,6 +126,15 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
                 shutil.rmtree(tmp)
 
 
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """`torch.save` through a Python file object, so that a full disk or a refused write raises an
+    `OSError` (turned into `OutputError` by the atomic helpers) instead of torch's RuntimeError."""
+    import torch
+
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:

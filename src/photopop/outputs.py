@@ -38,7 +38,8 @@ from typing import Any, Iterator, Sequence
 
 from . import __version__
 from .errors import OutputError
-from .io import clean_for_json, dumps_json, is_inside, os_error, resolved, translate_os_errors, write_text_atomic
+from .io import (WRITE_ERRNOS, clean_for_json, dumps_json, is_inside, os_error, resolved, translate_os_errors,
+                 write_text_atomic)
 
 MARKER = ".photopop.json"
 LOCK_SUFFIX = ".lock"
@@ -225,14 +226,18 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         if held is not None:
             held[1] += 1
     if held is None:
-        with translate_os_errors(lock_file.parent, "cannot create the output's lock file"):
+        lock = FileLock(lock_file, timeout=0, thread_local=False, on_acquired=_write_info)
+        try:
             lock_file.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(lock_file, timeout=0, thread_local=False, on_acquired=_write_info)
-            try:
-                lock.acquire()
-            except Timeout:
-                raise OutputError(f"{path}: in use by {_holder(lock_file)}; wait for it to finish or choose "
-                                  "another output folder") from None
+            lock.acquire()
+        except Timeout:
+            raise OutputError(f"{path}: in use by {_holder(lock_file)}; wait for it to finish or choose "
+                              "another output folder") from None
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            reason = exc.strerror or os.strerror(exc.errno)
+            raise OutputError(f"{path}: cannot write: {reason} (creating its lock file {lock_file})") from exc
         with _HELD_GUARD:
             _HELD[key] = [lock, 1]
     try:

@@ -44,7 +44,9 @@ def register(subparsers: Any) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..inference.predict import load_model, predict_inputs
+    from ..outputs import check_output_path
 
+    check_output_path(args.out, [args.model, *args.inputs])  # before loading anything
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     report = predict_inputs(model, args.inputs, args.out, chunk_rows=args.chunk_rows, id_columns=args.id_columns,
                             client=args.dask, device=args.device, batch_size=args.batch_size,

@@ -71,7 +71,7 @@ from torch import nn
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import dumps_json
+from ..io import dumps_json, torch_save
 from ..outputs import replace_output
 from .augment import N_D4, block_rebin, d4_stack, tta_mean
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
@@ -654,7 +654,7 @@ class ImageRegressor(nn.Module):
         config = {"architecture": to_dict(self.config), **(extra_config or {})}
         meta = {**self.meta(), **(extra_meta or {})}
         with replace_output(path, "image-model", {"config": config, "meta": meta}, overwrite=overwrite) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp / "model.pt")
+            torch_save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp / "model.pt")
             (tmp / "config.toml").write_text(tomli_w.dumps(config))
             (tmp / "normalisation.json").write_text(dumps_json(self.normalisation()) + "\n")
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")

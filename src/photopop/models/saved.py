@@ -35,7 +35,7 @@ import torch
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import dumps_json, read_json
+from ..io import dumps_json, read_json, torch_save
 from ..outputs import replace_output
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
@@ -270,7 +270,7 @@ class SavedSEDModel(SigmaScaled):
         settings = {"config": config, "meta": meta, "extra_files": sorted(extra_files or {})}
         with replace_output(path, "sed-model", settings, overwrite=overwrite) as tmp:
             state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-            torch.save(state, tmp / "model.pt")
+            torch_save(state, tmp / "model.pt")
             (tmp / "config.toml").write_text(tomli_w.dumps(_strip_none(config)))
             (tmp / "normalisation.json").write_text(dumps_json(norm) + "\n")
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
