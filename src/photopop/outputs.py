@@ -43,7 +43,7 @@ from .io import (WRITE_ERRNOS, clean_for_json, dumps_json, is_inside, os_error, 
 
 MARKER = ".photopop.json"
 LOCK_SUFFIX = ".lock"
-_HELD: dict[str, list[Any]] = {}  # lock path -> [FileLock, depth]: nested claims in one process
+_HELD: dict[tuple[int, str], list[Any]] = {}  # (thread, lock path) -> [FileLock, depth] of nested claims
 _HELD_GUARD = threading.Lock()
 
 
@@ -215,12 +215,12 @@ def lock_path_for(path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold the lock of output `path` (re-entrant in one process); `OutputError` naming the holder if
-    another process has it."""
+    """Hold the lock of output `path` (re-entrant within one thread, for nested claims); `OutputError`
+    naming the holder if another process or thread has it."""
     from filelock import FileLock, Timeout
 
     lock_file = lock_path_for(path)
-    key = str(lock_file)
+    key = (threading.get_ident(), str(lock_file))  # nested claims of one call stack share the lock
     with _HELD_GUARD:
         held = _HELD.get(key)
         if held is not None:
