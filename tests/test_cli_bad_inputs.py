@@ -237,6 +237,9 @@ CASES = [
     Case("sed-predict-out-is-its-table", ("sed", "predict", "--model", "{model}", "--table", "{tmp}/c.csv",
                                           "--out", "{tmp}/c.csv"), r"own input",
          lambda tmp, mp: (tmp / "c.csv").write_bytes(_SHARED["cat"].with_suffix(".csv").read_bytes())),
+    Case("train-checkpoint-inside-out", ("sed", "train", "--table", "{table}", "--out", "{tmp}/m", "--config", "{cfg}",
+                                         "--checkpoint", "{tmp}/m/ck.pt"), r"--checkpoint .* lies inside --out"),
+    Case("gradients-out-is-its-table", ("gradients", "{cat}", "--value", "log_age", "--out", "{cat}"), r"own input"),
     # -- locking: a second writer of the same folder is refused, naming the first
     Case("predict-out-locked", ("predict", "{model}", "{cat}", "--out", "{tmp}/pred", "--quiet"),
          r"in use by process 4242 on elsewhere", _hold_lock("pred")),

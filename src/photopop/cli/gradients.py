@@ -64,6 +64,9 @@ def _with_radius(df: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Command body."""
+    from ..outputs import check_output_path
+
+    check_output_path(args.out, [args.table, args.radius_from], what="output table", folder=False)
     values = list(dict.fromkeys(args.value + ([args.reference] if args.reference else [])))
     if args.radius_from is not None:
         df = _with_radius(read_table(args.table), args)

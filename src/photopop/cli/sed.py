@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import InputError
-from ..io import dumps_json
+from ..io import dumps_json, is_inside, resolved
 from ..outputs import check_output, check_output_path
 from ..validate import arg, out_path, positive_float, positive_int, seed
 
@@ -166,6 +166,11 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     check_output(args.out, "sed-model", overwrite=args.overwrite, inputs=[args.table, args.config])  # before training
+    if args.checkpoint is not None:
+        check_output_path(args.checkpoint, [args.table], what="checkpoint file", folder=False)
+        if is_inside(resolved(args.checkpoint), resolved(args.out)):
+            raise InputError(f"--checkpoint {args.checkpoint} lies inside --out {args.out}, which is replaced as a "
+                             "whole when the model is saved; put the checkpoint elsewhere")
     table = load_table(args.table)
     reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
     reg.save(args.out, overwrite=args.overwrite)
