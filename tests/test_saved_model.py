@@ -168,10 +168,17 @@ def test_bad_inputs():
         SavedSEDModel.load(__import__("pathlib").Path(__file__).parent)
 
 
-def test_save_replaces_existing_folder(fitted, tmp_path):
+def test_save_replaces_only_its_own_folder(fitted, tmp_path):
+    from photopop.errors import OutputError
+
     _, reg, _ = fitted
     target = tmp_path / "m"
     target.mkdir()
     (target / "stale.txt").write_text("old")
+    with pytest.raises(OutputError, match="did not write"):  # a user's folder is never replaced
+        reg.save(target)
+    assert (target / "stale.txt").read_text() == "old" and not (target / "model.pt").exists()
+    (target / "stale.txt").unlink()
+    reg.save(target)  # an empty folder is claimed; the same model again is an idempotent rewrite
     reg.save(target)
-    assert not (target / "stale.txt").exists() and (target / "model.pt").exists()
+    assert (target / "model.pt").exists()

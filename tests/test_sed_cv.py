@@ -8,7 +8,7 @@ import pytest
 
 from photopop.cli.main import main
 from photopop.datasets.sed_table import SEDTable
-from photopop.errors import InputError
+from photopop.errors import InputError, OutputError
 from photopop.experiments.sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from photopop.models.baselines import RandomForestConfig
 from photopop.models.saved import table_hash
@@ -117,8 +117,10 @@ def test_rerun_reuses_finished_work(set_b):
     again = run_sed_cv(tab, _cfg("B"), out)
     assert again.timings == {}
     pd.testing.assert_frame_equal(again.predictions, res.predictions)
-    # another max_epochs only redoes the CNN
-    more = run_sed_cv(tab, _cfg("B", max_epochs=4), out)
+    # another max_epochs needs overwrite (the folder holds a run of other settings) and only redoes the CNN
+    with pytest.raises(OutputError, match="other settings"):
+        run_sed_cv(tab, _cfg("B", max_epochs=4), out)
+    more = run_sed_cv(tab, _cfg("B", max_epochs=4), out, overwrite=True)
     assert set(more.timings) == {f"fold{k}_cnn_s" for k in range(4)}
     assert np.array_equal(more.predictions.zh_random_forest, res.predictions.zh_random_forest)
 

@@ -15,7 +15,7 @@ from photopop.datasets.sed_table import (
     read_sed_table,
     write_sed_table,
 )
-from photopop.errors import InputError, MismatchError
+from photopop.errors import InputError, MismatchError, OutputError
 
 BANDS = ["J0400", "J0410", "J0420"]
 
@@ -57,7 +57,7 @@ def test_roundtrip_preserves_everything(tmp_path):
     t = _table()
     write_sed_table(t, tmp_path / "sed")
     files = sorted(p.name for p in (tmp_path / "sed").iterdir())
-    assert files == ["galaxies.parquet", "meta.json", "spaxels.parquet"]
+    assert files == [".photopop.json", "galaxies.parquet", "meta.json", "spaxels.parquet"]  # marker: photopop.outputs
     back = read_sed_table(tmp_path / "sed")
     pd.testing.assert_frame_equal(back.spaxels, t.spaxels)
     pd.testing.assert_frame_equal(back.galaxies, t.galaxies)
@@ -71,10 +71,15 @@ def test_write_is_deterministic_and_replaces(tmp_path):
     write_sed_table(t, tmp_path / "a")
     write_sed_table(t, tmp_path / "b")
     assert (tmp_path / "a" / "spaxels.parquet").read_bytes() == (tmp_path / "b" / "spaxels.parquet").read_bytes()
-    # a second write replaces the folder as a whole (no stale files)
-    (tmp_path / "a" / "stale.txt").write_text("x")
+    # a second write of the same table replaces the folder as a whole; a file photopop did not write
+    # in it is never deleted: the write is refused and the folder left as it was
+    before = (tmp_path / "a" / "spaxels.parquet").stat().st_mtime_ns
     write_sed_table(t, tmp_path / "a")
-    assert not (tmp_path / "a" / "stale.txt").exists()
+    (tmp_path / "a" / "stale.txt").write_text("x")
+    with pytest.raises(OutputError, match="stale.txt"):
+        write_sed_table(t, tmp_path / "a")
+    assert (tmp_path / "a" / "stale.txt").read_text() == "x"
+    assert (tmp_path / "a" / "spaxels.parquet").stat().st_mtime_ns >= before
 
 
 def test_config_dataclass_and_dict_roundtrip(tmp_path):

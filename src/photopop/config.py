@@ -54,8 +54,31 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
         elif isinstance(value, list) and _is_tuple(hint):
             kwargs[key] = tuple(value)
         else:
-            kwargs[key] = value
+            kwargs[key] = _checked(cls, key, hint, value)
     return cls(**kwargs)
+
+
+def _checked(cls: type, key: str, hint: Any, value: Any) -> Any:
+    """`value` if it has the scalar type the field declares (int, float, bool, str, optionally None);
+    InputError naming the setting otherwise. Seeds must be integers in [0, 2**63 - 1]."""
+    from . import validate
+
+    if key == "seed" or key.endswith("_seed"):
+        if value is None and type(None) in typing.get_args(hint):
+            return value
+        return validate.seed(value, f"{cls.__name__}.{key}")
+    args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
+    if value is None or len(args) != 1 or args[0] not in (int, float, bool, str):
+        return value
+    want = args[0]
+    ok = (isinstance(value, bool) if want is bool
+          else isinstance(value, int) and not isinstance(value, bool) if want is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool) if want is float
+          else isinstance(value, str))
+    if not ok:
+        names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+        raise InputError(f"setting {key!r} of {cls.__name__} must be {names[want]}, got {value!r}")
+    return value
 
 
 def _dataclass_in(hint: Any) -> type | None:

@@ -15,3 +15,8 @@ class InputError(PhotopopError, ValueError):
 
 class MismatchError(InputError):
     """Inputs that disagree with what a saved model or table expects (bands, filter system)."""
+
+
+class OutputError(InputError):
+    """An output path photopop may not or cannot write: a file or foreign folder in the way, the
+    command's own input, a folder in use by another run, or an OS refusal (permission, full disk)."""

@@ -8,6 +8,7 @@ into place (an atomic operation on POSIX file systems).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -18,7 +19,47 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from .errors import InputError, OutputError
+
+
+def resolved(path: str | os.PathLike) -> Path:
+    """Absolute path with symlinks resolved (for comparing outputs with inputs)."""
+    return Path(os.path.abspath(path)).resolve()
+
+
+def is_inside(child: Path, parent: Path) -> bool:
+    """True if `child` is `parent` or lies below it (both resolved)."""
+    return child == parent or parent in child.parents
+
+
+#: OS errors that mean "this path cannot be written" (reported as one line, not a traceback)
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG,
+                          errno.ENAMETOOLONG, errno.EIO, errno.ENOTDIR})
+
+
+def os_error(path: str | os.PathLike, exc: OSError, action: str = "cannot write") -> OutputError:
+    """An `OutputError` naming `path`, the OS reason and, if different, the file the OS named."""
+    reason = (exc.strerror or os.strerror(exc.errno)) if exc.errno else str(exc)
+    named = Path(os.fsdecode(exc.filename)) if exc.filename else None
+    if named is not None and not is_inside(resolved(named), resolved(Path(path))) \
+            and not is_inside(resolved(Path(path)), resolved(named)):
+        return OutputError(f"{named}: {reason}")  # not the output: name the file the OS refused
+    where = f" ({named})" if named is not None and str(named) != str(path) else ""
+    return OutputError(f"{path}: {action}: {reason}{where}")
+
+
+@contextlib.contextmanager
+def translate_os_errors(path: str | os.PathLike, action: str = "cannot write") -> Iterator[None]:
+    """Turn write-type `OSError`s (permission, read-only, full disk...) in the block into `OutputError`."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS:
+            raise os_error(path, exc, action) from exc
+        raise
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -37,42 +78,61 @@ TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".fits
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    Write-type OS errors (permission, read-only, full disk) become `OutputError` naming `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    _follow_umask(tmp_path, directory=False)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with translate_os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            _follow_umask(tmp_path, directory=False)
+            yield tmp_path
+            os.replace(tmp_path, path)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; on success it replaces `path` as a whole."""
+    """Yield a temporary folder beside `path`; on success it replaces `path` as a whole.
+
+    Callers must have claimed `path` first (`photopop.outputs.claim_output`): this replaces whatever
+    is there. A crash leaves ``.<name>.<random>.tmp`` or ``.<name>.old`` beside it, which the next
+    claim removes. Write-type OS errors become `OutputError` naming `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    _follow_umask(tmp, directory=True)
-    try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            if old.exists():
+    with translate_os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        try:
+            _follow_umask(tmp, directory=True)
+            yield tmp
+            if path.exists():
+                old = path.with_name(f".{path.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(path, old)
+                os.replace(tmp, path)
                 shutil.rmtree(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+def torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """`torch.save` through a Python file object, so that a full disk or a refused write raises an
+    `OSError` (turned into `OutputError` by the atomic helpers) instead of torch's RuntimeError."""
+    import torch
+
+    with open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
+from ..validate import arg, out_path, seed
 
 
 def register(subparsers: Any) -> None:
@@ -19,12 +20,13 @@ def register(subparsers: Any) -> None:
         "cross-prediction in Sets A and B with baselines and gradients, a small image model with its "
         "baselines, per-spaxel uncertainties with calibration, and write DIR/report.html and DIR/metrics.json. "
         "Stages are cached: a rerun reuses finished work.")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
+    p.add_argument("--out", type=arg(out_path, "--out"), default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
     p.add_argument("--config", type=Path, metavar="FILE", help="DemoConfig settings as TOML/YAML, merged onto the preset (e.g. a run's config.toml)")
-    p.add_argument("--seed", type=int, help="seed of everything")
+    p.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything")
     p.add_argument("--tiny", action="store_true", help="test-sized run (under a minute); checks the pipeline only")
     p.add_argument("--no-images", action="store_true", help="skip the image method")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the uncertainty study")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     p.set_defaults(func=run)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
-    result = run_demo(cfg, args.out, progress=say)
+    result = run_demo(cfg, args.out, progress=say, overwrite=args.overwrite)
     heads = headline(result.metrics)
     if args.json:
         print(dumps_json(heads))

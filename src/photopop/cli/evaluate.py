@@ -13,6 +13,7 @@ import pandas as pd
 from ..errors import InputError
 from ..evaluation.metrics import binned_stats, scores
 from ..io import dumps_json, read_table
+from ..validate import MAX_BINS, arg, positive_float, positive_int
 
 
 def register(subparsers: Any) -> None:
@@ -29,9 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--bins-by", metavar="COL", help="also give statistics in bins of this column "
                    "(default when --bins/--bin-edges is given: the truth column)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--bins", type=int, metavar="N", help="N equal-width bins (default: Freedman-Diaconis rule)")
+    group.add_argument("--bins", type=arg(positive_int, "--bins", maximum=MAX_BINS), metavar="N", help="N equal-width bins (default: Freedman-Diaconis rule)")
     group.add_argument("--bin-edges", metavar="A,B,C", help="explicit bin edges, comma separated")
-    p.add_argument("--outlier-k", type=float, default=3.0, metavar="K",
+    p.add_argument("--outlier-k", type=arg(positive_float, "--outlier-k"), default=3.0, metavar="K",
                    help="outliers are |residual| > K x NMAD (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ import pandas as pd
 from ..errors import InputError
 from ..evaluation.gradients import compare_gradients, radial_gradients
 from ..io import dumps_json, read_table, write_table_atomic
+from ..validate import arg, finite_float, non_negative_int, out_path, positive_float, positive_int, seed
 from .evaluate import numeric_column
 
 
@@ -34,13 +35,13 @@ def register(subparsers: Any) -> None:
                    help="take the radius column from this table (e.g. spaxels.parquet), joined on --join-on")
     p.add_argument("--join-on", default="galaxy_id,spaxel_id", metavar="A,B",
                    help="key columns for --radius-from (default galaxy_id,spaxel_id)")
-    p.add_argument("--r-max", type=float, default=1.0, help="fit points with r < r_max (default 1, i.e. R_e)")
-    p.add_argument("--min-inside", type=int, default=25, help="minimum points inside r_max (default 25)")
-    p.add_argument("--min-outside", type=int, default=1, help="minimum points beyond r_max (default 1)")
-    p.add_argument("--n-boot", type=int, default=100, help="Monte Carlo subsamples (default 100)")
-    p.add_argument("--frac", type=float, default=0.75, help="fraction of points per subsample (default 0.75)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="output table (.parquet, .csv or .fits)")
+    p.add_argument("--r-max", type=arg(positive_float, "--r-max"), default=1.0, help="fit points with r < r_max (default 1, i.e. R_e)")
+    p.add_argument("--min-inside", type=arg(positive_int, "--min-inside"), default=25, help="minimum points inside r_max (default 25)")
+    p.add_argument("--min-outside", type=arg(non_negative_int, "--min-outside"), default=1, help="minimum points beyond r_max (default 1)")
+    p.add_argument("--n-boot", type=arg(positive_int, "--n-boot"), default=100, help="Monte Carlo subsamples (default 100)")
+    p.add_argument("--frac", type=arg(finite_float, "--frac", minimum=0.0, maximum=1.0, strict_minimum=True), default=0.75, help="fraction of points per subsample (default 0.75)")
+    p.add_argument("--seed", type=arg(seed, "--seed"), default=0, help="random seed (default 0)")
+    p.add_argument("--out", type=arg(out_path, "--out"), required=True, help="output table (.parquet, .csv or .fits)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
@@ -63,6 +64,9 @@ def _with_radius(df: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
 
 def run(args: argparse.Namespace) -> int:
     """Command body."""
+    from ..outputs import check_output_path
+
+    check_output_path(args.out, [args.table, args.radius_from], what="output table", folder=False)
     values = list(dict.fromkeys(args.value + ([args.reference] if args.reference else [])))
     if args.radius_from is not None:
         df = _with_radius(read_table(args.table), args)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..validate import arg, finite_float, non_negative_int, out_path, positive_float, positive_int, seed
 
 
 # ------------------------------------------------------------------------------- photopop simulate images
@@ -26,15 +27,16 @@ def register_simulate_images(simulate_subparsers: Any) -> None:
 
 
 def _add_simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--galaxies", type=int, default=None, metavar="N", help="number of galaxies (default 1000)")
-    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default 0)")
-    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output image-set folder")
+    p.add_argument("--galaxies", type=arg(positive_int, "--galaxies"), default=None, metavar="N", help="number of galaxies (default 1000)")
+    p.add_argument("--seed", type=arg(seed, "--seed"), default=None, metavar="S", help="random seed (default 0)")
+    p.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR", help="output image-set folder")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="ImageSurveyConfig as TOML/YAML (command-line options override it)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=arg(positive_int, "--workers"), default=None, metavar="N",
                    help="worker processes (default: all CPUs); results do not depend on it")
-    p.add_argument("--size", type=int, default=None, metavar="PIX", help="cutout size in pixels (default 128)")
+    p.add_argument("--size", type=arg(positive_int, "--size"), default=None, metavar="PIX", help="cutout size in pixels (default 128)")
     p.add_argument("--png", action="store_true", help="also write cutouts/<id>.png colour composites")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -53,7 +55,8 @@ def run_simulate_images(args: argparse.Namespace) -> int:
         cfg.png = True
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be >= 1")
-    s = simulate_image_survey(cfg, args.out, n_workers=args.workers, progress=not args.no_progress)
+    s = simulate_image_survey(cfg, args.out, n_workers=args.workers, progress=not args.no_progress,
+                              overwrite=args.overwrite)
     print(f"wrote {s!r}; elapsed {s.meta.get('elapsed_s')} s")
     return 0
 
@@ -71,17 +74,18 @@ def register(subparsers: Any) -> None:
                        "geometry (128x128 at 0.296\"/pix). Parallel, retried with exponential backoff, atomic "
                        "per file, skips files already complete; failures go to DIR/download_failures.csv.")
     d.add_argument("catalog", type=Path, metavar="CATALOG", help="FITS/CSV/Parquet table with objID, ra, dec")
-    d.add_argument("--out", type=Path, required=True, metavar="DIR")
-    d.add_argument("--workers", type=int, default=8, metavar="N", help="parallel downloads (default 8)")
-    d.add_argument("--retries", type=int, default=4, metavar="N", help="retries per image (default 4)")
-    d.add_argument("--backoff", type=float, default=1.0, metavar="S",
+    d.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR")
+    d.add_argument("--workers", type=arg(positive_int, "--workers"), default=8, metavar="N", help="parallel downloads (default 8)")
+    d.add_argument("--retries", type=arg(non_negative_int, "--retries"), default=4, metavar="N", help="retries per image (default 4)")
+    d.add_argument("--backoff", type=arg(finite_float, "--backoff", minimum=0.0), default=1.0, metavar="S",
                    help="first retry wait in seconds, doubled each retry (default 1)")
-    d.add_argument("--timeout", type=float, default=30.0, metavar="S", help="per-request timeout (default 30)")
+    d.add_argument("--timeout", type=arg(positive_float, "--timeout"), default=30.0, metavar="S", help="per-request timeout (default 30)")
     d.add_argument("--base-url", default=None, metavar="URL", help="cutout service URL (default SDSS DR14)")
-    d.add_argument("--scale", type=float, default=0.296, help="arcsec per pixel (default 0.296)")
-    d.add_argument("--size", type=int, default=128, help="width = height in pixels (default 128)")
-    d.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N rows")
+    d.add_argument("--scale", type=arg(positive_float, "--scale"), default=0.296, help="arcsec per pixel (default 0.296)")
+    d.add_argument("--size", type=arg(positive_int, "--size"), default=128, help="width = height in pixels (default 128)")
+    d.add_argument("--limit", type=arg(positive_int, "--limit"), default=None, metavar="N", help="only the first N rows")
     d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     d.set_defaults(func=run_download)
 
     c = sub.add_parser("check-cutouts", help="match a cutout folder to a catalogue; list missing/unreadable files",
@@ -99,9 +103,10 @@ def register(subparsers: Any) -> None:
                        "cuts, matches cutouts and writes an image set (catalogue labels: id, oh, log_mstar, ...).")
     b.add_argument("catalog", type=Path, metavar="CATALOG")
     b.add_argument("folder", type=Path, metavar="FOLDER")
-    b.add_argument("--out", type=Path, required=True, metavar="DIR")
+    b.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR")
     b.add_argument("--cuts", action="store_true", help="apply the Wu & Boada (2019) sample cuts first")
-    b.add_argument("--pixel-scale", type=float, default=0.296, help="arcsec per pixel (default 0.296)")
+    b.add_argument("--pixel-scale", type=arg(positive_float, "--pixel-scale"), default=0.296, help="arcsec per pixel (default 0.296)")
+    b.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     b.set_defaults(func=run_build)
 
     if "simulate" not in subparsers.choices:  # until `photopop simulate` exists, offer it here too
@@ -121,7 +126,7 @@ def run_download(args: argparse.Namespace) -> int:
     cfg = DownloadConfig(base_url=args.base_url or DEFAULT_BASE_URL, scale=args.scale, width=args.size,
                          height=args.size, workers=args.workers, retries=args.retries, backoff_s=args.backoff,
                          timeout_s=args.timeout)
-    rep = download_cutouts(cat, args.out, cfg, progress=not args.no_progress)
+    rep = download_cutouts(cat, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite)
     print(rep)
     if rep.n_failed:
         print(f"failures listed in {args.out / 'download_failures.csv'}")
@@ -154,6 +159,6 @@ def run_build(args: argparse.Namespace) -> int:
         print(rep)
         meta["cuts"] = rep.to_frame().to_dict(orient="records")
     s, m = cutouts_to_image_set(to_image_catalog(cat), args.folder, args.out, id_column="id",
-                                pixel_scale_arcsec=args.pixel_scale, meta=meta)
+                                pixel_scale_arcsec=args.pixel_scale, meta=meta, overwrite=args.overwrite)
     print(f"wrote {s!r}; {len(m.missing)} catalogue rows without a usable cutout listed in {args.out / 'missing.csv'}")
     return 0

@@ -12,6 +12,7 @@ target. Rerunning the same command resumes: finished parts are kept, nothing is 
 from __future__ import annotations
 
 import argparse
+from ..validate import arg, out_path, positive_int
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("model", type=Path, metavar="MODEL", help="model folder (e.g. from `photopop sed train`)")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                    help="catalogue files/folders (.parquet, .fits, .csv) or FITS image cubes")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (Parquet dataset or maps)")
-    p.add_argument("--chunk-rows", type=int, default=100_000, metavar="N",
+    p.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder (Parquet dataset or maps)")
+    p.add_argument("--chunk-rows", type=arg(positive_int, "--chunk-rows"), default=100_000, metavar="N",
                    help="rows (catalogues) or pixels (cubes) per chunk: the memory bound (default 100000)")
     p.add_argument("--id-columns", metavar="A,B", help="input columns copied to the output and checked unique")
     p.add_argument("--dask", metavar="ADDRESS", help="scheduler address, or local[:N] for a local cluster of N workers")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--batch-size", type=int, default=4096, help="rows per network call")
+    p.add_argument("--batch-size", type=arg(positive_int, "--batch-size"), default=4096, help="rows per network call")
     p.add_argument("--filter-system", metavar="NAME",
                    help="filter system of inputs that do not declare one (checked against the model's)")
     p.add_argument("--on-nan", choices=("nan", "refuse"), default="nan",
@@ -43,7 +44,9 @@ def register(subparsers: Any) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..inference.predict import load_model, predict_inputs
+    from ..outputs import check_output_path
 
+    check_output_path(args.out, [args.model, *args.inputs])  # before loading anything
     model = load_model(args.model, device=args.device, batch_size=args.batch_size)
     report = predict_inputs(model, args.inputs, args.out, chunk_rows=args.chunk_rows, id_columns=args.id_columns,
                             client=args.dask, device=args.device, batch_size=args.batch_size,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
+from ..validate import arg, out_path, seed
 
 
 def register(subparsers: Any) -> None:
@@ -37,8 +38,8 @@ def register(subparsers: Any) -> None:
                         help="test-sized run (well under a minute); checks the pipeline only")
     lc.add_argument("--config", type=Path, metavar="FILE",
                     help="TOML/YAML with LiewCain2021Config settings; applied on top of the preset")
-    lc.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
-    lc.add_argument("--seed", type=int, help="seed of everything (survey, folds, networks, bootstrap)")
+    lc.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
+    lc.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything (survey, folds, networks, bootstrap)")
     lc.add_argument("--mismatch-ssp", type=Path, metavar="FOLDER",
                     help="MILES-format SSP folder (e.g. MIUSCAT) for the model-mismatch study")
     lc.add_argument("--device", help="torch device for the CNNs: auto, cpu, cuda, cuda:N")
@@ -46,6 +47,7 @@ def register(subparsers: Any) -> None:
                     help="redo these stages even if cached (survey, cv_a, cv_b, gradients, properties, "
                     "mass_gradients, morphology, training_size, survey_alt, mismatch)")
     lc.add_argument("--no-report", action="store_true", help="write metrics.json only (no figures or HTML)")
+    lc.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     lc.add_argument("--quiet", action="store_true", help="no progress output")
     lc.add_argument("--json", action="store_true", help="print metrics.json's headline numbers as JSON")
     lc.set_defaults(func=run_liew_cain)
@@ -72,7 +74,8 @@ def run_liew_cain(args: argparse.Namespace) -> int:
         overrides["cv"] = {"train": {"device": args.device}}
     cfg = load_liew_cain_config(args.config, preset=preset, overrides=overrides)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    res = run_liew_cain_2021(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report)
+    res = run_liew_cain_2021(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report,
+                             overwrite=args.overwrite)
     m = res.metrics
     if args.json:
         head = {s: m[s] for s in ("set_a", "set_b")}

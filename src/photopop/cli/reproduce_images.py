@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..io import dumps_json
+from ..validate import arg, out_path, positive_int, seed
 
 STAGES = ("survey", "cnn", "baselines", "mass", "res<N>")
 
@@ -38,18 +39,19 @@ def register_wu_boada(subparsers: Any) -> argparse.ArgumentParser:
     preset.add_argument("--tiny", action="store_true", help="test-sized run; checks the pipeline only")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="TOML/YAML with WuBoada2019Config settings, applied on top of the preset")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
     p.add_argument("--data", type=Path, metavar="DIR", help="use this ImageSet folder instead of simulating one")
-    p.add_argument("--seed", type=int, help="seed of the survey, the split and the networks")
+    p.add_argument("--seed", type=arg(seed, "--seed"), help="seed of the survey, the split and the networks")
     p.add_argument("--arch", choices=("resnet18", "resnet34", "resnet50"), help="ResNet depth")
     p.add_argument("--weights", metavar="PATH",
                    help="pretrained weights: 'auto' (ImageNet if cached/downloadable, else random), 'imagenet', "
                    "'none', or a torchvision ResNet state-dict file")
-    p.add_argument("--epochs", type=int, help="training epochs (all stages)")
+    p.add_argument("--epochs", type=arg(positive_int, "--epochs"), help="training epochs (all stages)")
     p.add_argument("--device", help="torch device: auto, cpu, cuda, cuda:N")
     p.add_argument("--force", nargs="+", default=(), metavar="STAGE",
                    help=f"redo these stages even if cached ({', '.join(STAGES)})")
     p.add_argument("--no-report", action="store_true", help="write metrics.json only (no figures or HTML)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
     p.set_defaults(func=run_wu_boada)
@@ -89,7 +91,8 @@ def run_wu_boada(args: argparse.Namespace) -> int:
     old_format = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *a, **k: f"photopop: warning: {message}\n"  # one line
     try:
-        res = run_wu_boada_2019(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report)
+        res = run_wu_boada_2019(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report,
+                                overwrite=args.overwrite)
     finally:
         warnings.formatwarning = old_format
     m = res.metrics

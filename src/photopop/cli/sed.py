@@ -18,7 +18,9 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import InputError
-from ..io import dumps_json
+from ..io import dumps_json, is_inside, resolved
+from ..outputs import check_output, check_output_path
+from ..validate import arg, out_path, positive_float, positive_int, seed
 
 TARGET_CHOICES = {"log_age": ("log_age",), "zh": ("zh",), "both": ("log_age", "zh")}
 
@@ -36,58 +38,61 @@ def register(subparsers: Any) -> None:
     cv.add_argument("--table", required=True, type=Path, help="SED-table folder (e.g. from `photopop simulate ifu`) or file")
     cv.add_argument("--split", default=None, help="A or B (default B, or the config file's)")
     cv.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
-    cv.add_argument("--out", required=True, type=Path, help="output folder")
+    cv.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output folder")
     cv.add_argument("--config", type=Path, help="TOML/YAML with SEDCVConfig settings ([architecture], [train], ...)")
     cv.add_argument("--methods", nargs="+", metavar="M", help="subset of cnn constant random random_forest template_fit")
-    cv.add_argument("--max-epochs", type=int, metavar="N", help="cap on training epochs (paper: 5000)")
-    cv.add_argument("--patience", type=int, metavar="N", help="early-stopping patience (paper: 25)")
-    cv.add_argument("--seed", type=int, metavar="S", help="seed of folds, validation sets and networks")
+    cv.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N", help="cap on training epochs (paper: 5000)")
+    cv.add_argument("--patience", type=arg(positive_int, "--patience"), metavar="N", help="early-stopping patience (paper: 25)")
+    cv.add_argument("--seed", type=arg(seed, "--seed"), metavar="S", help="seed of folds, validation sets and networks")
     cv.add_argument("--joint", action="store_true", help="one CNN with both outputs instead of one per target")
     cv.add_argument("--input-kind", choices=("mag", "colour", "flux"), help="CNN inputs (default mag)")
     cv.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     cv.add_argument("--n-jobs", type=int, metavar="N", help="random-forest worker processes")
     cv.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    cv.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     cv.add_argument("--quiet", action="store_true", help="no progress output")
     cv.set_defaults(func=run_cv)
 
     tr = sub.add_parser("train", help="train one SED CNN on a whole table and save the model folder")
     tr.add_argument("--table", required=True, type=Path)
     tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
-    tr.add_argument("--out", required=True, type=Path, help="model folder to write")
+    tr.add_argument("--out", required=True, type=arg(out_path, "--out"), help="model folder to write")
     tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig settings")
-    tr.add_argument("--max-epochs", type=int)
-    tr.add_argument("--seed", type=int)
+    tr.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"))
+    tr.add_argument("--seed", type=arg(seed, "--seed"))
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
     tr.add_argument("--device")
     tr.add_argument("--checkpoint", type=Path, help="checkpoint file (resumes if it exists)")
+    tr.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=run_train)
 
     pr = sub.add_parser("predict", help="apply a saved SED model to a table")
     pr.add_argument("--model", required=True, type=Path, help="model folder")
     pr.add_argument("--table", required=True, type=Path, help="SED-table folder or CSV/Parquet/FITS file")
-    pr.add_argument("--out", required=True, type=Path, help="output table (.parquet, .csv or .fits)")
-    pr.add_argument("--batch-size", type=int, default=4096)
-    pr.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's; 1 is "
+    pr.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output table (.parquet, .csv or .fits)")
+    pr.add_argument("--batch-size", type=arg(positive_int, "--batch-size"), default=4096)
+    pr.add_argument("--threads", type=arg(positive_int, "--threads"), metavar="N", help="torch CPU threads (default: torch's; 1 is "
                     "fastest when the cores are shared with other jobs)")
     pr.set_defaults(func=run_predict)
 
     tu = sub.add_parser("tune", help="Optuna hyperparameter search minimising the grouped validation loss")
     tu.add_argument("--table", required=True, type=Path)
     tu.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
-    tu.add_argument("--out", required=True, type=Path, help="folder for study.db, best_params.toml")
+    tu.add_argument("--out", required=True, type=arg(out_path, "--out"), help="folder for study.db, best_params.toml")
     tu.add_argument("--config", type=Path, help="TOML/YAML with TuneConfig settings ([space], [train])")
-    tu.add_argument("--n-trials", type=int)
-    tu.add_argument("--timeout", type=float, metavar="S")
+    tu.add_argument("--n-trials", type=arg(positive_int, "--n-trials"))
+    tu.add_argument("--timeout", type=arg(positive_float, "--timeout"), metavar="S")
     tu.add_argument("--split", help="grouping of the validation set: A, B (default) or random")
-    tu.add_argument("--max-epochs", type=int)
-    tu.add_argument("--seed", type=int)
+    tu.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"))
+    tu.add_argument("--seed", type=arg(seed, "--seed"))
+    tu.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     tu.add_argument("--quiet", action="store_true")
     tu.set_defaults(func=run_tune)
 
     fg = sub.add_parser("figures", help="prediction-vs-truth and learning-curve figures of a cv folder")
     fg.add_argument("--cv", required=True, type=Path, help="folder written by `photopop sed cv`")
-    fg.add_argument("--out", type=Path, help="figure folder (default CV/figures)")
+    fg.add_argument("--out", type=arg(out_path, "--out"), help="figure folder (default CV/figures)")
     fg.set_defaults(func=run_figures)
     un = sub.add_parser("uncertainty", help="heteroscedastic deep ensemble: per-spaxel sigmas, recalibrated "
                         "on held-out galaxies, coverage/PIT on test galaxies",
@@ -96,15 +101,16 @@ def register(subparsers: Any) -> None:
                         "and write predictions with sigma, metrics.json (coverage, PIT, z std), the ensemble "
                         "model folder and figures.")
     un.add_argument("--table", required=True, type=Path, help="SED-table folder or file")
-    un.add_argument("--out", required=True, type=Path, help="output folder")
+    un.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output folder")
     un.add_argument("--config", type=Path, help="TOML/YAML with UncertaintyConfig settings")
     un.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
-    un.add_argument("--members", type=int, metavar="N", help="ensemble members (default 4)")
-    un.add_argument("--max-epochs", type=int, metavar="N")
-    un.add_argument("--patience", type=int, metavar="N")
-    un.add_argument("--seed", type=int, metavar="S")
+    un.add_argument("--members", type=arg(positive_int, "--members"), metavar="N", help="ensemble members (default 4)")
+    un.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N")
+    un.add_argument("--patience", type=arg(positive_int, "--patience"), metavar="N")
+    un.add_argument("--seed", type=arg(seed, "--seed"), metavar="S")
     un.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     un.add_argument("--no-figures", action="store_true")
+    un.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     un.add_argument("--quiet", action="store_true")
     un.set_defaults(func=run_uncertainty)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
@@ -128,7 +134,7 @@ def run_cv(args: argparse.Namespace) -> int:
                    joint_targets=True if args.joint else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
     cfg.random_forest = _replace(cfg.random_forest, n_jobs=args.n_jobs)
-    res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet), overwrite=args.overwrite)
     if not args.no_figures:
         from ..report.sed_figures import make_cv_figures
 
@@ -159,9 +165,15 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    check_output(args.out, "sed-model", overwrite=args.overwrite, inputs=[args.table, args.config])  # before training
+    if args.checkpoint is not None:
+        check_output_path(args.checkpoint, [args.table], what="checkpoint file", folder=False)
+        if is_inside(resolved(args.checkpoint), resolved(args.out)):
+            raise InputError(f"--checkpoint {args.checkpoint} lies inside --out {args.out}, which is replaced as a "
+                             "whole when the model is saved; put the checkpoint elsewhere")
     table = load_table(args.table)
     reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
-    reg.save(args.out)
+    reg.save(args.out, overwrite=args.overwrite)
     r = reg.result_
     assert r is not None
     print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation MSE "
@@ -176,6 +188,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..io import write_table_atomic
     from ..models.saved import load_sed_model
 
+    check_output_path(args.out, [args.model, args.table], what="output table", folder=False)
     model = load_sed_model(args.model)
     table = load_table(args.table)
     pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
@@ -195,7 +208,7 @@ def run_tune(args: argparse.Namespace) -> int:
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], n_trials=args.n_trials, timeout_s=args.timeout,
                    split=args.split, seed=args.seed)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs)
-    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet)
+    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet, overwrite=args.overwrite)
     print(f"best validation MSE {res.best_value:.4g} with {dumps_json(res.best_params, indent=None)}")
     print(f"wrote {args.out / 'best_params.toml'}")
     return 0
@@ -220,7 +233,8 @@ def run_uncertainty(args: argparse.Namespace) -> int:
                    targets=TARGET_CHOICES[args.target] if args.target else None,
                    figures=False if args.no_figures else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
-    m = run_uncertainty_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    m = run_uncertainty_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet),
+                              overwrite=args.overwrite)
     print(f"{'target':<9}{'cov68':>8}{'cov95':>8}{'cov68 raw':>11}{'cov95 raw':>11}{'scale':>8}{'z std':>8}{'n':>8}")
     for t, c in m["calibration"].items():
         print(f"{t:<9}{c['coverage_68']:>8.3f}{c['coverage_95']:>8.3f}{c['coverage_68_raw']:>11.3f}"

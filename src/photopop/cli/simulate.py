@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from ..validate import arg, finite_float, out_path, positive_int, seed
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,17 @@ def register(subparsers: Any) -> None:
         description="Simulate the mock IFU survey of docs/mock-ifu.md (default: 190 galaxies, ~20,000 spaxels, "
                     "the 34 J-PAS bands of Liew-Cain et al. 2021) and write an SED-table folder: spaxels.parquet, "
                     "galaxies.parquet, meta.json, config.toml.")
-    ifu.add_argument("--galaxies", type=int, default=None, metavar="N", help="number of galaxies (default 190)")
-    ifu.add_argument("--seed", type=int, default=None, metavar="S", help="random seed (default 0)")
-    ifu.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (replaced atomically)")
+    ifu.add_argument("--galaxies", type=arg(positive_int, "--galaxies"), default=None, metavar="N", help="number of galaxies (default 190)")
+    ifu.add_argument("--seed", type=arg(seed, "--seed"), default=None, metavar="S", help="random seed (default 0)")
+    ifu.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR", help="output folder (written atomically; see --overwrite)")
     ifu.add_argument("--config", type=Path, default=None, metavar="FILE",
                      help="IFUSurveyConfig as TOML/YAML (e.g. a run's config.toml); options given here override it")
     ifu.add_argument("--all-bands", action="store_true", help="all 60 J-PAS bands instead of the paper's 34")
     ifu.add_argument("--snr", type=float, default=None, metavar="X",
                      help="multiply the photometric S/N of the J-PAS depth model by X ('inf' = no photometric noise)")
-    ifu.add_argument("--label-noise", type=float, default=None, metavar="DEX",
+    ifu.add_argument("--label-noise", type=arg(finite_float, "--label-noise", minimum=0.0), default=None, metavar="DEX",
                      help="1-sigma noise of the log_age and zh labels (default 0.05; 0 = exact)")
+    ifu.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     ifu.add_argument("--figures", action="store_true",
                      help="also write figures/ (one spaxel's spectrum with its J-PAS SED; age and [Z/H] maps)")
     ifu.set_defaults(func=run_ifu)
@@ -72,10 +74,13 @@ def run_ifu(args: argparse.Namespace) -> int:
     from ..datasets.sed_table import write_sed_table
     from ..simulate.ifu import simulate_ifu_survey
 
+    from ..outputs import check_output
+
     cfg = ifu_config_from_args(args)
+    check_output(args.out, "sed-table", overwrite=args.overwrite, inputs=[args.config])  # before simulating
     t0 = time.perf_counter()
     table = simulate_ifu_survey(cfg)
-    write_sed_table(table, args.out)
+    write_sed_table(table, args.out, overwrite=args.overwrite)
     n_gal = len(table.galaxies) if table.galaxies is not None else 0
     print(f"wrote {args.out}: {len(table)} spaxels of {n_gal} galaxies, {len(table.bands)} bands "
           f"({time.perf_counter() - t0:.1f} s)")
@@ -83,5 +88,8 @@ def run_ifu(args: argparse.Namespace) -> int:
         from ..report.ifu_figures import write_ifu_figures
 
         paths = write_ifu_figures(cfg, table, Path(args.out) / "figures")
+        from ..outputs import record_files
+
+        record_files(args.out, ["figures"])
         print("figures: " + ", ".join(str(p) for p in paths))
     return 0

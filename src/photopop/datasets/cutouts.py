@@ -195,8 +195,12 @@ def load_cutouts(paths: Iterable[str | os.PathLike]) -> np.ndarray:
 
 def cutouts_to_image_set(catalog: pd.DataFrame, folder: str | os.PathLike, out_dir: str | os.PathLike, *,
                          id_column: str | None = None, pixel_scale_arcsec: float = 0.296,
-                         chunk: int = 256, meta: dict | None = None) -> tuple[ImageSet, CutoutMatch]:
+                         chunk: int = 256, meta: dict | None = None,
+                         overwrite: bool = False) -> tuple[ImageSet, CutoutMatch]:
     """Match and stream a cutout folder into an image set (bounded memory); writes missing.csv inside it."""
+    from ..outputs import check_output
+
+    check_output(out_dir, "image-set", None, inputs=[folder])  # before decoding every cutout
     match = match_cutouts(catalog, folder, id_column=id_column, decode=True)
     if not len(match.catalog):
         raise InputError(f"{folder}: none of the {len(catalog)} catalogue rows has a usable cutout")
@@ -206,7 +210,8 @@ def cutouts_to_image_set(catalog: pd.DataFrame, folder: str | os.PathLike, out_d
     info.update(meta or {})
     with ImageSetWriter(out_dir, match.catalog, image_shape=match.image_shape, has_images=has_images,
                         has_rgb=not has_images, pixel_scale_arcsec=pixel_scale_arcsec, meta=info,
-                        extra_files={"missing.csv": match.missing.to_csv(index=False)}) as w:
+                        extra_files={"missing.csv": match.missing.to_csv(index=False)}, overwrite=overwrite,
+                        inputs=(folder,)) as w:
         for s in range(0, len(match.paths), chunk):
             block = load_cutouts(match.paths[s: s + chunk])
             rows = np.arange(s, s + len(block))

@@ -157,10 +157,26 @@ def _columns(catalog: pd.DataFrame) -> tuple[str, str, str]:
 
 
 def download_cutouts(catalog: pd.DataFrame, out_dir: str | os.PathLike, cfg: DownloadConfig | None = None,
-                     progress: bool = False) -> DownloadReport:
-    """Download one cutout per catalogue row into `out_dir` (resumable); writes download_failures.csv."""
+                     progress: bool = False, overwrite: bool = False) -> DownloadReport:
+    """Download one cutout per catalogue row into `out_dir` (resumable); writes download_failures.csv.
+
+    `out_dir` follows the output-folder contract (`photopop.outputs`): a cutout folder downloaded with
+    the same service settings is resumed (more catalogue rows may be added); one of other settings
+    (URL, scale, size) is emptied and refilled only with `overwrite`.
+    """
+    from dataclasses import asdict
+
+    from ..outputs import claim_output
+
     cfg = cfg or DownloadConfig()
     cfg.validate()
+    settings = {k: v for k, v in asdict(cfg).items() if k in ("base_url", "scale", "width", "height", "extension", "extra_params")}
+    with claim_output(out_dir, "image-cutouts", settings, overwrite=overwrite, in_place=True,
+                      clear=("*.jpg", "*.jpeg", "*.png", "*.fits", FAILURES_FILE)):
+        return _download_cutouts(catalog, Path(out_dir), cfg, progress)
+
+
+def _download_cutouts(catalog: pd.DataFrame, out_dir: Path, cfg: DownloadConfig, progress: bool) -> DownloadReport:
     c_id, c_ra, c_dec = _columns(catalog)
     ids = catalog[c_id].astype(np.int64).to_numpy()
     ra = catalog[c_ra].to_numpy(dtype=np.float64)
@@ -169,7 +185,6 @@ def download_cutouts(catalog: pd.DataFrame, out_dir: str | os.PathLike, cfg: Dow
         raise InputError("catalogue has duplicate objIDs: each cutout is named by its objID")
     bad = ~np.isfinite(ra) | ~np.isfinite(dec) | (dec < -90) | (dec > 90)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     failures: list[dict[str, object]] = [{"objID": int(i), "url": "", "error": "invalid ra/dec"} for i in ids[bad]]
     jobs = [(int(i), cutout_url(r, d, cfg), out / f"{int(i)}.{cfg.extension}")
             for i, r, d in zip(ids[~bad], ra[~bad], dec[~bad])]

@@ -20,7 +20,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError
-from ..io import atomic_dir, dumps_json, read_table, write_table_atomic
+from ..io import dumps_json, read_table, write_table_atomic
+from ..outputs import replace_output
 
 #: band order of the `images` dataset (axis 1)
 IMAGE_BANDS: tuple[str, ...] = ("g", "r", "i")
@@ -212,7 +213,9 @@ class ImageSetWriter:
 
     Use as a context manager: rows are written with `write(rows, images=..., rgb=...)` in any order;
     on a clean exit the folder is validated and renamed into place, on an exception nothing is left.
-    `png=True` also writes `cutouts/<id>.png` from the rgb composites.
+    `png=True` also writes `cutouts/<id>.png` from the rgb composites. An existing folder is replaced
+    only if photopop wrote it as an image set with the same `settings` (default: meta and config),
+    or with `overwrite`; `inputs` (e.g. a cutout folder) may not overlap `path`.
     """
 
     path: str | os.PathLike
@@ -227,6 +230,9 @@ class ImageSetWriter:
     compression: str | None = None
     rgb_attrs: dict[str, Any] = field(default_factory=dict)
     extra_files: dict[str, str] = field(default_factory=dict)
+    settings: Any = None
+    overwrite: bool = False
+    inputs: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if not (self.has_images or self.has_rgb):
@@ -246,7 +252,13 @@ class ImageSetWriter:
     def __enter__(self) -> "ImageSetWriter":
         import h5py
 
-        self._ctx = atomic_dir(self.path)
+        settings = self.settings
+        if settings is None:
+            from ..config import to_dict
+
+            config = to_dict(self.config) if self.config is not None and not isinstance(self.config, dict) else self.config
+            settings = {"meta": self.meta, "config": config}
+        self._ctx = replace_output(self.path, "image-set", settings, overwrite=self.overwrite, inputs=self.inputs)
         self._tmp = self._ctx.__enter__()
         n = len(self.catalog)
         h, w = self.image_shape
@@ -345,7 +357,7 @@ class ImageSetWriter:
 def write_image_set(path: str | os.PathLike, catalog: pd.DataFrame, images: np.ndarray | None = None,
                     rgb: np.ndarray | None = None, *, pixel_scale_arcsec: float = 0.296,
                     meta: dict[str, Any] | None = None, config: Any = None, png: bool = False,
-                    compression: str | None = None) -> ImageSet:
+                    compression: str | None = None, overwrite: bool = False) -> ImageSet:
     """Write in-memory arrays as an image set (atomically) and return it opened."""
     if images is None and rgb is None:
         raise InputError("write_image_set needs images, rgb or both")
@@ -356,6 +368,7 @@ def write_image_set(path: str | os.PathLike, catalog: pd.DataFrame, images: np.n
     shape = (ref.shape[2], ref.shape[3]) if images is not None else (ref.shape[1], ref.shape[2])
     with ImageSetWriter(path, catalog, image_shape=shape, has_images=images is not None,
                         has_rgb=rgb is not None, pixel_scale_arcsec=pixel_scale_arcsec,
-                        meta=meta or {}, config=config, png=png, compression=compression) as w:
+                        meta=meta or {}, config=config, png=png, compression=compression,
+                        overwrite=overwrite) as w:
         w.write(np.arange(len(catalog)), images=images, rgb=rgb)
     return ImageSet.open(path)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..io import atomic_dir, dumps_json, read_table, table_format, write_table_atomic
+from ..io import dumps_json, read_table, table_format, write_table_atomic
+from ..outputs import replace_output
 
 SPAXELS_FILE = "spaxels.parquet"
 GALAXIES_FILE = "galaxies.parquet"
@@ -230,17 +231,21 @@ def validate_galaxies(df: pd.DataFrame, source: str = "galaxy table", strict: bo
 
 
 # -- reading and writing -------------------------------------------------------------------------
-def write_sed_table(table: SEDTable, path: str | os.PathLike) -> Path:
-    """Validate `table` and write it as a folder (atomically; an existing folder is replaced).
+def write_sed_table(table: SEDTable, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Validate `table` and write it as a folder (atomically). An existing folder is replaced only if
+    photopop wrote it as an SED table: with the same meta and config, or with `overwrite`
+    (`photopop.outputs`; anything else raises `OutputError`).
 
     Writes ``spaxels.parquet``, ``galaxies.parquet`` (if any), ``meta.json`` and ``config.toml``
     (if `table.config` is set). Parquet output is deterministic: the same table gives the same bytes.
     """
-    from ..config import save_config
+    from ..config import save_config, to_dict
 
     path = Path(path)
     table.validate(source=str(path))
-    with atomic_dir(path) as tmp:
+    config = table.config if isinstance(table.config, dict) or table.config is None else to_dict(table.config)
+    with replace_output(path, "sed-table", {"meta": table.meta, "config": config},
+                        overwrite=overwrite) as tmp:
         write_table_atomic(table.spaxels.reset_index(drop=True), tmp / SPAXELS_FILE)
         if table.galaxies is not None:
             write_table_atomic(table.galaxies.reset_index(drop=True), tmp / GALAXIES_FILE)

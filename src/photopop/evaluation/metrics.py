@@ -91,8 +91,9 @@ def outlier_fraction(x: Any, k: float = 3.0, sigma: float | None = None) -> floa
     The residual is measured from zero (the truth), not from the median, so a biased estimator
     has more outliers. With sigma = 0 any non-zero residual is an outlier.
     """
-    if k <= 0:
-        raise InputError(f"outlier threshold k must be > 0, got {k}")
+    from ..validate import finite_float
+
+    k = finite_float(k, "outlier threshold k", minimum=0.0, strict_minimum=True)
     x = _finite(x)
     if x.size == 0:
         return float("nan")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import __version__
-from ..config import config_hash, layered_config, read_config_data, save_config
+from ..config import config_hash, layered_config, read_config_data, save_config, to_dict
 from ..errors import InputError
 from ..io import write_json_atomic
 from ..datasets.sed_table import read_sed_table
@@ -114,12 +114,23 @@ class DemoResult:
 
 
 def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "runs/demo", *,
-             progress: Callable[[str], None] | None = None) -> DemoResult:
-    """Run the SED, image and uncertainty parts (reusing cached stages) and write the report."""
+             progress: Callable[[str], None] | None = None, overwrite: bool = False) -> DemoResult:
+    """Run the SED, image and uncertainty parts (reusing cached stages) and write the report.
+
+    `out_dir` follows the output-folder contract (`photopop.outputs`): a demo folder of another config
+    is reused only with `overwrite` (cached stages stay valid: they are keyed by their settings).
+    """
+    from ..outputs import claim_output
+
     cfg = copy.deepcopy(config) if config is not None else DemoConfig()
+    with claim_output(out_dir, "demo", {"config": to_dict(cfg)}, overwrite=overwrite, in_place=True):
+        return _run_demo(cfg, Path(out_dir), progress=progress, overwrite=overwrite)
+
+
+def _run_demo(cfg: DemoConfig, out_dir: Path, *, progress: Callable[[str], None] | None,
+              overwrite: bool) -> DemoResult:
     say = progress or (lambda msg: None)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.toml")
     t0 = time.perf_counter()
     timing: dict[str, float] = {}
@@ -128,7 +139,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "runs/demo"
     sed_cfg.seed = cfg.seed
     say("[1/3] SED method (Liew-Cain et al. 2021): mock IFU survey, Set A / Set B, gradients, studies")
     t = time.perf_counter()
-    sed = run_liew_cain_2021(sed_cfg, out / "sed", progress=say)
+    sed = run_liew_cain_2021(sed_cfg, out / "sed", progress=say, overwrite=overwrite)
     timing["sed"] = time.perf_counter() - t
     metrics: dict[str, Any] = {"photopop_version": __version__, "seed": cfg.seed, "config_hash": config_hash(cfg),
                                "sed": sed.metrics}
@@ -139,7 +150,7 @@ def run_demo(config: DemoConfig | None = None, out_dir: str | Path = "runs/demo"
         img_cfg.survey.seed = cfg.seed
         say("[2/3] image method (Wu & Boada 2019): mock imaging survey, ResNet, baselines, resolution, MZR")
         t = time.perf_counter()
-        images = run_wu_boada_2019(img_cfg, out / "images", progress=say)
+        images = run_wu_boada_2019(img_cfg, out / "images", progress=say, overwrite=overwrite)
         timing["images"] = time.perf_counter() - t
         metrics["images"] = images.metrics
 

@@ -480,13 +480,28 @@ class LiewCainResult:
 
 def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | Path = "liew-cain-2021", *,
                        progress: Callable[[str], None] | None = None, force: tuple[str, ...] = (),
-                       report: bool = True) -> LiewCainResult:
-    """Run every stage (reusing cached ones) and write DIR/metrics.json, DIR/figures/ and DIR/report.html."""
+                       report: bool = True, overwrite: bool = False) -> LiewCainResult:
+    """Run every stage (reusing cached ones) and write DIR/metrics.json, DIR/figures/ and DIR/report.html.
+
+    `out_dir` follows the output-folder contract (`photopop.outputs`): a run folder of another config
+    is reused only with `overwrite`; its stage cache stays (stages are keyed by their own settings).
+    """
+    from ..outputs import claim_output
+
+    cfg = copy.deepcopy(config) if config is not None else preset_config("full")
+    cfg.resolve()
+    inputs = [cfg.mismatch.ssp_folder] if cfg.mismatch.ssp_folder else []
+    with claim_output(out_dir, "reproduce-liew-cain-2021", {"config": to_dict(cfg)}, overwrite=overwrite,
+                      inputs=inputs, in_place=True):
+        return _run_liew_cain_2021(cfg, Path(out_dir), progress=progress, force=force, report=report)
+
+
+def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: Callable[[str], None] | None,
+                        force: tuple[str, ...], report: bool) -> LiewCainResult:
     cfg = copy.deepcopy(config) if config is not None else preset_config("full")
     cfg.resolve()
     say = progress or (lambda msg: None)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.toml")
     t0 = time.perf_counter()
     runner = StageRunner(out / "stages", log=say, force=force)

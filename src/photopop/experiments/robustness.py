@@ -32,10 +32,11 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..config import dumps_toml
+from ..config import dumps_toml, to_dict
 from ..errors import InputError
 from ..evaluation.metrics import bias, rmse, robust_sigma
-from ..io import atomic_dir, dumps_json
+from ..io import dumps_json
+from ..outputs import replace_output
 from ..models.saved import SavedSEDModel, extract_magnitudes
 from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation
@@ -125,7 +126,7 @@ def _predict_missing(model: SavedSEDModel, mags: np.ndarray) -> np.ndarray:
 
 
 def run_robustness_study(table: Any, config: RobustnessConfig | None = None, out_dir: str | Path = "robustness",
-                         *, quiet: bool = True, progress: Any = None) -> dict[str, Any]:
+                         *, quiet: bool = True, progress: Any = None, overwrite: bool = False) -> dict[str, Any]:
     """Accuracy of baseline / noise-aware / masked networks against noise factor and missing bands.
 
     Returns ``{"snr": {model: {factor: {target: scores}}}, "missing": {model: {k: {target: scores}}},
@@ -171,7 +172,7 @@ def run_robustness_study(table: Any, config: RobustnessConfig | None = None, out
     res["timing_s"] = time.perf_counter() - t0
     meta = {"photopop_version": __version__, "seed": cfg.seed, "kind": "sed-robustness", "bands": bands,
             "filter_system": system}
-    with atomic_dir(out_dir) as tmp:
+    with replace_output(out_dir, "sed-robustness", {"config": to_dict(cfg)}, overwrite=overwrite) as tmp:
         (tmp / "metrics.json").write_text(dumps_json(res) + "\n")
         pd.DataFrame(rows).to_csv(tmp / "results.csv", index=False)
         (tmp / "config.toml").write_text(dumps_toml(cfg))
@@ -226,7 +227,7 @@ def finetune(model: SavedSEDModel, frame: pd.DataFrame, config: FinetuneConfig,
 
 def run_finetune_study(pretrain_table: Any, target_table: Any, config: FinetuneConfig | None = None,
                        out_dir: str | Path | None = None, *, quiet: bool = True,
-                       progress: Any = None) -> dict[str, Any]:
+                       progress: Any = None, overwrite: bool = False) -> dict[str, Any]:
     """Compare pre-trained (as is), pre-trained + fine-tuned, and from-scratch networks on the
     held-out galaxies of `target_table`; returns ``{method: {target: scores}}`` plus sizes."""
     cfg = config or FinetuneConfig()
@@ -266,7 +267,7 @@ def run_finetune_study(pretrain_table: Any, target_table: Any, config: FinetuneC
                          "test": int(np.unique(gal[test]).size)}
     res["timing_s"] = time.perf_counter() - t0
     if out_dir is not None:
-        with atomic_dir(out_dir) as tmp:
+        with replace_output(out_dir, "sed-finetune", {"config": to_dict(cfg)}, overwrite=overwrite) as tmp:
             (tmp / "metrics.json").write_text(dumps_json(res) + "\n")
             (tmp / "config.toml").write_text(dumps_toml(cfg))
             (tmp / "meta.json").write_text(dumps_json({"photopop_version": __version__, "seed": cfg.seed,

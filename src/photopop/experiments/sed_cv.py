@@ -134,12 +134,25 @@ def load_table(table: Any) -> Any:
 
 
 def run_sed_cv(table: Any, config: SEDCVConfig | None = None, out_dir: str | Path = "sed_cv",
-               *, quiet: bool = True, progress: Any = None) -> CVResult:
+               *, quiet: bool = True, progress: Any = None, overwrite: bool = False) -> CVResult:
     """Cross-predict every spaxel with every method; write and return predictions and metrics.
 
     `table`: an SEDTable or the path of an SED-table folder/file. Finished (fold, method) pieces in
     `out_dir` with the same settings and data are reused. `progress(msg)` receives status lines.
+    `out_dir` follows the output-folder contract (`photopop.outputs`): a cv folder of other settings
+    or table is reused only with `overwrite` (its per-fold pieces stay keyed by their own settings).
     """
+    from ..outputs import claim_output, source_id
+
+    cfg = config or SEDCVConfig()
+    cfg.validate()
+    inputs = [table] if isinstance(table, (str, Path)) else []
+    settings = {"config": to_dict(cfg), "table": source_id(table)}
+    with claim_output(out_dir, "sed-cv", settings, overwrite=overwrite, inputs=inputs, in_place=True):
+        return _run_sed_cv(table, cfg, Path(out_dir), quiet=quiet, progress=progress)
+
+
+def _run_sed_cv(table: Any, config: SEDCVConfig, out_dir: Path, *, quiet: bool, progress: Any) -> CVResult:
     cfg = config or SEDCVConfig()
     cfg.validate()
     tab = load_table(table)

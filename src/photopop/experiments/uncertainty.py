@@ -30,7 +30,8 @@ from ..config import dumps_toml, to_dict
 from ..errors import InputError
 from ..evaluation.calibration import calibration_summary, fit_sigma_scale, grouped_coverage_error
 from ..evaluation.metrics import bias, rmse, robust_sigma
-from ..io import atomic_dir, dumps_json
+from ..io import dumps_json
+from ..outputs import check_output, replace_output, source_id
 from ..models.ensemble import SEDEnsemble
 from ..models.saved import extract_magnitudes, table_hash
 from ..models.sed_cnn import SEDCNNConfig
@@ -130,7 +131,7 @@ def _accuracy(y: np.ndarray, mu: np.ndarray) -> dict[str, float]:
 
 
 def run_uncertainty_study(table: Any, config: UncertaintyConfig | None = None, out_dir: str | Path = "uncertainty",
-                          *, quiet: bool = True, progress: Any = None) -> dict[str, Any]:
+                          *, quiet: bool = True, progress: Any = None, overwrite: bool = False) -> dict[str, Any]:
     """Train, recalibrate and test a heteroscedastic deep ensemble; write the run folder; return metrics.
 
     Returns ``{"calibration": {t: {coverage_68, coverage_95, coverage_68_raw, coverage_95_raw,
@@ -142,6 +143,9 @@ def run_uncertainty_study(table: Any, config: UncertaintyConfig | None = None, o
     """
     cfg = config or UncertaintyConfig()
     cfg.validate()
+    settings = {"config": to_dict(cfg), "table": source_id(table)}
+    inputs = [table] if isinstance(table, (str, Path)) else []
+    check_output(out_dir, "sed-uncertainty", settings, overwrite=overwrite, inputs=inputs)  # fail before training
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
     tab = load_table(table)
@@ -238,7 +242,7 @@ def run_uncertainty_study(table: Any, config: UncertaintyConfig | None = None, o
     meta = {"photopop_version": __version__, "seed": cfg.seed, "kind": "sed-uncertainty",
             "bands": bands, "filter_system": system, "train_table_hash": table_hash(mags, y),
             "n_spaxels": int(len(df))}
-    with atomic_dir(out_dir) as tmp:
+    with replace_output(out_dir, "sed-uncertainty", settings, overwrite=overwrite, inputs=inputs) as tmp:
         pred.to_parquet(tmp / "predictions.parquet", index=False)
         (tmp / "metrics.json").write_text(dumps_json(metrics) + "\n")
         (tmp / "config.toml").write_text(dumps_toml(cfg))

@@ -264,11 +264,22 @@ class WuBoadaResult:
 
 
 def run_wu_boada_2019(cfg: WuBoada2019Config, out: str | Path, progress: Callable[[str], None] | None = None,
-                      force: Sequence[str] = (), report: bool = True) -> WuBoadaResult:
-    """Run every study (cached stages), then write metrics.json, predictions.parquet, figures and report.html."""
+                      force: Sequence[str] = (), report: bool = True, overwrite: bool = False) -> WuBoadaResult:
+    """Run every study (cached stages), then write metrics.json, predictions.parquet, figures and report.html.
+
+    `out` follows the output-folder contract (`photopop.outputs`): a run folder of another config is
+    reused only with `overwrite`; its stage cache stays (stages are keyed by their own settings).
+    """
+    from ..outputs import claim_output
+
     cfg.validate()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_output(out, "reproduce-wu-boada-2019", {"config": to_dict(cfg)}, overwrite=overwrite,
+                      inputs=[cfg.data] if cfg.data else [], in_place=True):
+        return _run_wu_boada_2019(cfg, Path(out), progress=progress, force=force, report=report)
+
+
+def _run_wu_boada_2019(cfg: WuBoada2019Config, out: Path, progress: Callable[[str], None] | None,
+                       force: Sequence[str], report: bool) -> WuBoadaResult:
     say = progress or (lambda msg: None)
     save_config(cfg, out / "config.toml")
     runner = StageRunner(out / "stages", log=say, force=force)

@@ -32,9 +32,10 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError
 from ..io import atomic_path
+from ..validate import positive_int
 from . import stream
 from .predict import (DEFAULT_CHUNK_ROWS, MAG_PREFIX, PredictReport, as_predictor, check_input_bands,
-                      output_columns, predict_chunk, predictor_hash)
+                      claim_prediction_output, output_columns, predict_chunk, predictor_hash)
 
 AUX_EXTNAMES = ("MASK", "ERR", "ERROR", "IVAR", "VAR", "VARIANCE", "WEIGHT", "BANDS")
 MAG_UNITS = ("mag", "mag(ab)", "abmag", "magab", "ab", "mag_ab", "abmag(ab)")
@@ -262,7 +263,11 @@ def predict_cube(model: Any, cube_path: str | Path, out_path: str | Path, *, chu
     memory map, so memory is bounded by the maps plus one block. The FITS file is written
     atomically; its primary header records the model hash and the input's size and mtime.
     """
+    from ..outputs import check_output_path
+
     t0 = time.perf_counter()
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    check_output_path(out_path, [cube_path], what="output maps file", folder=False)
     predictor = as_predictor(model, device=device, batch_size=batch_size)
     lay = read_cube_layout(cube_path, filter_system)
     order = _check_cube(predictor, lay, ignore_extra_bands)
@@ -343,6 +348,8 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
     ``_manifest.json`` with the same model and input fingerprints are skipped on rerun.
     """
     t0 = time.perf_counter()
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    batch_size = positive_int(batch_size, "batch_size")
     predictor = as_predictor(model, device=device, batch_size=batch_size)
     paths = [Path(p) for p in inputs]
     layouts = [read_cube_layout(p, filter_system) for p in paths]
@@ -355,31 +362,32 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
     run = {"kind": "cubes", "model_hash": predictor_hash(predictor), "on_nan": on_nan, "columns": cols,
            "inputs": [{"index": i, "path": str(p.resolve()), "size": p.stat().st_size, "mtime_ns": p.stat().st_mtime_ns}
                       for i, p in enumerate(paths)]}
-    manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
-    report = PredictReport(Path(out_dir), "cubes", [str(p) for p in paths], cols)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    with claim_prediction_output(out_dir, model, paths):
+        manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
+        report = PredictReport(Path(out_dir), "cubes", [str(p) for p in paths], cols)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(paths), unit="cube", desc="predict")
-    try:
-        for i, (lay, order, name) in enumerate(zip(layouts, orders, names)):
-            if manifest.finished_chunks(i):
-                report.n_parts_skipped += 1
-            else:
-                rep = _predict_layout(predictor, lay, order, Path(out_dir) / name, int(chunk_rows), on_nan,
-                                      time.perf_counter())
-                manifest.add({"name": name, "input": i, "chunk": 0, "start": 0, "rows": rep.n_pixels,
-                              "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs})
-                report.n_parts_written += 1
-                report.n_rows_predicted += rep.n_pixels
+            bar = tqdm(total=len(paths), unit="cube", desc="predict")
+        try:
+            for i, (lay, order, name) in enumerate(zip(layouts, orders, names)):
+                if manifest.finished_chunks(i):
+                    report.n_parts_skipped += 1
+                else:
+                    rep = _predict_layout(predictor, lay, order, Path(out_dir) / name, int(chunk_rows), on_nan,
+                                          time.perf_counter())
+                    manifest.add({"name": name, "input": i, "chunk": 0, "start": 0, "rows": rep.n_pixels,
+                                  "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs})
+                    report.n_parts_written += 1
+                    report.n_rows_predicted += rep.n_pixels
+                if bar is not None:
+                    bar.update(1)
+            manifest.finish()
+        finally:
+            manifest.save(force=True)
             if bar is not None:
-                bar.update(1)
-        manifest.finish()
-    finally:
-        manifest.save(force=True)
-        if bar is not None:
-            bar.close()
+                bar.close()
     report.maps = [Path(out_dir) / n for n in names]
     report.n_parts = len(manifest.parts)
     report.n_rows = int(sum(p["rows"] for p in manifest.parts.values()))

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import InputError, MismatchError
 from ..io import read_json
+from ..validate import positive_int
 from . import stream
 
 MAG_PREFIX = "mag_"
@@ -68,7 +69,7 @@ class SEDPredictor:
         self.model = model
         self.device_spec = str(device)
         self.device = resolve_device(device)
-        self.batch_size = int(batch_size)
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.path = None if path is None else str(Path(path).resolve())
         self.model_hash = model_hash or saved_model_hash(model)
 
@@ -360,8 +361,10 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     `client`, chunks run on its workers (the model is loaded once per worker); the client is not closed.
     """
     t0 = time.perf_counter()
+    batch_size = positive_int(batch_size, "batch_size")
     predictor = as_predictor(model, device=device, batch_size=batch_size)
-    chunk_rows = _positive_int(chunk_rows, "chunk_rows")
+    chunk_rows = positive_int(chunk_rows, "chunk_rows")
+    batch_size = positive_int(batch_size, "batch_size")
     if on_nan not in ON_NAN:
         raise InputError(f"on_nan must be one of {list(ON_NAN)}, got {on_nan!r}")
     ids = parse_id_columns(id_columns)
@@ -388,7 +391,8 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     def jobs_for(src: stream.CatalogInput) -> ChunkJob:  # the template of src's chunk jobs
         return ChunkJob(src, 0, 0, None, str(out_dir), read_columns, ids, on_nan, model_hash)
 
-    with _client_context(client) as dask_client:  # connect first: a bad address writes nothing
+    with _client_context(client) as dask_client, \
+            claim_prediction_output(out_dir, model, [s.path for s in sources]):  # connect first: a bad address writes nothing
         manifest = stream.Manifest.open(out_dir, run, overwrite=overwrite)
         try:
             if dask_client is None:
@@ -479,14 +483,14 @@ def parse_id_columns(id_columns: Sequence[str] | str | None) -> tuple[str, ...]:
     return ids
 
 
-def _positive_int(value: Any, name: str) -> int:
-    try:
-        out = int(value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} must be a positive integer, got {value!r}") from exc
-    if out < 1 or out != value:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return out
+def claim_prediction_output(out_dir: str | Path, model: Any, inputs: Sequence[str | Path]) -> Any:
+    """Claim and lock `out_dir` for a prediction run (`photopop.outputs`): a second run on the same
+    folder is refused naming the first; a file, a foreign folder or an input in the way is refused.
+    The run's fingerprint is compared by the manifest (`stream.Manifest.open`)."""
+    from ..outputs import claim_output
+
+    sources = list(inputs) + ([model] if isinstance(model, (str, Path)) else [])
+    return claim_output(out_dir, "predict", None, inputs=sources, in_place=True)
 
 
 # -- catalogues or cubes (the command line) ------------------------------------------------------------

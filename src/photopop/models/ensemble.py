@@ -25,7 +25,8 @@ import torch
 
 from .. import __version__
 from ..errors import InputError
-from ..io import atomic_dir, dumps_json, read_json
+from ..io import dumps_json, read_json
+from ..outputs import replace_output
 from .saved import SavedSEDModel, SigmaScaled, check_bands, extract_magnitudes, prediction_frame
 
 ENSEMBLE_KIND = "sed-ensemble"
@@ -97,12 +98,13 @@ class SEDEnsemble(SigmaScaled):
         return prediction_frame(mu, sigma, self.targets, index)
 
     # -- folders ---------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write ``meta.json`` and ``members/<k>/`` atomically; returns the path."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``meta.json`` and ``members/<k>/`` atomically; returns the path (an existing ensemble
+        folder is replaced only if it holds the same ensemble, or with `overwrite`)."""
         path = Path(path)
         meta = dict(self.meta)
         meta.setdefault("photopop_version", __version__)
-        with atomic_dir(path) as tmp:
+        with replace_output(path, ENSEMBLE_KIND, meta, overwrite=overwrite) as tmp:
             for k, m in enumerate(self.members):
                 m.save(tmp / "members" / str(k))
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")

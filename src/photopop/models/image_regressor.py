@@ -71,7 +71,8 @@ from torch import nn
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import atomic_dir, dumps_json
+from ..io import dumps_json, torch_save
+from ..outputs import replace_output
 from .augment import N_D4, block_rebin, d4_stack, tta_mean
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
 
@@ -644,17 +645,19 @@ class ImageRegressor(nn.Module):
                 "target": {"names": self.targets, "mean": self.out_mean.tolist(), "scale": self.out_std.tolist()}}
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None,
-             extra_meta: dict[str, Any] | None = None) -> Path:
-        """Write the model folder atomically (see the module doc); returns its path."""
+             extra_meta: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
+        """Write the model folder atomically (see the module doc); returns its path. An existing folder
+        is replaced only if photopop wrote it as an image model with the same settings, or with `overwrite`."""
         import tomli_w
 
         path = Path(path)
         config = {"architecture": to_dict(self.config), **(extra_config or {})}
-        with atomic_dir(path) as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp / "model.pt")
+        meta = {**self.meta(), **(extra_meta or {})}
+        with replace_output(path, "image-model", {"config": config, "meta": meta}, overwrite=overwrite) as tmp:
+            torch_save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp / "model.pt")
             (tmp / "config.toml").write_text(tomli_w.dumps(config))
             (tmp / "normalisation.json").write_text(dumps_json(self.normalisation()) + "\n")
-            (tmp / "meta.json").write_text(dumps_json({**self.meta(), **(extra_meta or {})}) + "\n")
+            (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
         return path
 
     @classmethod

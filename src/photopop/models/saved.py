@@ -1,6 +1,6 @@
 """Saved SED models: one folder per trained network, and prediction from it.
 
-Folder layout (written atomically with `photopop.io.atomic_dir`):
+Folder layout (written atomically with `photopop.outputs.replace_output`, marker ``.photopop.json``):
 
 ``model.pt``            PyTorch state dict of the `SEDCNN`
 ``config.toml``         ``[architecture]`` (SEDCNNConfig), ``n_inputs``, ``n_outputs`` and any
@@ -35,7 +35,8 @@ import torch
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import atomic_dir, dumps_json, read_json
+from ..io import dumps_json, read_json, torch_save
+from ..outputs import replace_output
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
@@ -253,8 +254,11 @@ class SavedSEDModel(SigmaScaled):
         return prediction_frame(mu, sigma, self.targets, index)
 
     # -- folders ---------------------------------------------------------------------------
-    def save(self, path: str | Path, extra_files: dict[str, str] | None = None) -> Path:
-        """Write the model folder atomically (plus any `extra_files` name -> text); returns its path."""
+    def save(self, path: str | Path, extra_files: dict[str, str] | None = None, *, overwrite: bool = False) -> Path:
+        """Write the model folder atomically (plus any `extra_files` name -> text); returns its path.
+
+        An existing model folder is replaced only when it holds the same model, or with `overwrite`
+        (`photopop.outputs`); other folders raise `OutputError`."""
         path = Path(path)
         config = {"architecture": to_dict(self.network.config), "n_inputs": self.network.n_inputs,
                   "n_outputs": self.network.n_outputs, **self.extra_config}
@@ -263,9 +267,10 @@ class SavedSEDModel(SigmaScaled):
         meta.setdefault("photopop_version", __version__)
         import tomli_w
 
-        with atomic_dir(path) as tmp:
+        settings = {"config": config, "meta": meta, "extra_files": sorted(extra_files or {})}
+        with replace_output(path, "sed-model", settings, overwrite=overwrite) as tmp:
             state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-            torch.save(state, tmp / "model.pt")
+            torch_save(state, tmp / "model.pt")
             (tmp / "config.toml").write_text(tomli_w.dumps(_strip_none(config)))
             (tmp / "normalisation.json").write_text(dumps_json(norm) + "\n")
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
@@ -317,6 +322,9 @@ def _strip_none(obj: Any) -> Any:
 def run_network(network: SEDCNN, x: np.ndarray, batch_size: int = 4096,
                 device: str | torch.device = "cpu", num_threads: int | None = None) -> np.ndarray:
     """Evaluate `network` on standardised features in large batches under inference_mode."""
+    from ..validate import positive_int
+
+    batch_size = positive_int(batch_size, "batch_size")  # 0 or < 0 would leave the output uninitialised
     if not num_threads or int(num_threads) == torch.get_num_threads():
         return _run_network(network, x, batch_size, torch.device(device))
     threads = torch.get_num_threads()

@@ -166,6 +166,9 @@ class IFUSurveyConfig:
     ssp_file: str = ""
 
     def check(self) -> None:
+        from ..validate import seed
+
+        seed(self.seed, "seed")
         self.sample.check()
         n = self.noise
         if len(n.depth_wave_aa) != len(n.depth_mag) or len(n.depth_wave_aa) < 1:

@@ -585,14 +585,22 @@ def galaxy_entropies(seed: int, n: int) -> np.ndarray:
 
 
 def simulate_image_survey(config: ImageSurveyConfig, out_dir: str | os.PathLike, *, n_workers: int | None = 1,
-                          progress: bool = False) -> ImageSet:
+                          progress: bool = False, overwrite: bool = False) -> ImageSet:
     """Draw, render and write a mock imaging survey; returns the opened `ImageSet`.
+
+    `out_dir` follows the output-folder contract (`photopop.outputs`): a folder photopop wrote as an
+    image set with the same config is rewritten, another one only with `overwrite`.
 
     n_workers: worker processes (None = all CPUs; 1 = in this process). The images do not depend on it.
     """
     from ..datasets.image_set import ImageSet, ImageSetWriter
 
     config.validate()
+    from ..config import to_dict
+    from ..outputs import check_output
+
+    settings = {"config": to_dict(config)}
+    check_output(out_dir, "image-set", settings, overwrite=overwrite)  # before rendering
     t0 = time.perf_counter()
     cat_rng = np.random.default_rng(np.random.SeedSequence(config.seed).spawn(2)[0])
     catalog, render = draw_catalog(config, cat_rng)
@@ -618,7 +626,8 @@ def simulate_image_survey(config: ImageSurveyConfig, out_dir: str | os.PathLike,
 
     with ImageSetWriter(out_dir, catalog, image_shape=(config.image_size, config.image_size),
                         pixel_scale_arcsec=config.pixel_scale_arcsec, meta=meta, config=config,
-                        png=config.png, compression=config.compression or None, rgb_attrs=rgb_attrs) as writer:
+                        png=config.png, compression=config.compression or None, rgb_attrs=rgb_attrs,
+                        settings=settings, overwrite=overwrite) as writer:
         def store(result: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
             rows, imgs, rgb = result
             writer.write(rows, images=imgs, rgb=rgb)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..io import atomic_path, torch_save
 
 CHECKPOINT_VERSION = 1
 
@@ -27,7 +27,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` (tensors, numbers, strings, lists, dicts) atomically with torch.save."""
     state = dict(state, checkpoint_version=CHECKPOINT_VERSION)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch_save(state, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any] | None:

@@ -98,9 +98,12 @@ class TrainConfig:
             raise InputError(f"band_dropout must be in [0, 1), got {self.band_dropout}")
         if not self.learning_rate > 0:
             raise InputError(f"learning_rate must be > 0, got {self.learning_rate}")
+        from ..validate import finite_float, positive_int, seed
+
         for name in ("batch_size", "max_epochs", "patience", "checkpoint_every"):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+            positive_int(getattr(self, name), name)
+        seed(self.seed, "seed")
+        finite_float(self.learning_rate, "learning_rate", minimum=0.0, strict_minimum=True)
 
 
 @dataclass
@@ -572,13 +575,14 @@ class SEDRegressor:
     def history_(self) -> pd.DataFrame | None:
         return self.result_.history if self.result_ is not None else None
 
-    def save(self, path: str | Path) -> Path:
-        """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json)."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json);
+        `overwrite` as in `SavedSEDModel.save`."""
         files = {}
         if self.result_ is not None:
             files["history.csv"] = self.result_.history.to_csv(index=False)
             files["history.json"] = dumps_json(self.result_.history.to_dict(orient="records")) + "\n"
-        return self._fitted().save(path, extra_files=files)
+        return self._fitted().save(path, extra_files=files, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "SEDRegressor":

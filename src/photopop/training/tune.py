@@ -90,15 +90,29 @@ def suggest(trial: Any, space: SearchSpace, base: TrainConfig) -> tuple[SEDCNNCo
 
 
 def tune(data: Any, config: TuneConfig | None = None, out_dir: str | Path = "sed_tune", *,
-         bands: Any = None, quiet: bool = True) -> TuneResult:
-    """Run (or resume) the study on an SEDTable / DataFrame with mag_<band>, target and galaxy_id columns."""
+         bands: Any = None, quiet: bool = True, overwrite: bool = False) -> TuneResult:
+    """Run (or resume) the study on an SEDTable / DataFrame with mag_<band>, target and galaxy_id columns.
+
+    `out_dir` follows the output-folder contract (`photopop.outputs`): the study of the same settings
+    resumes; a study of other settings is replaced (study.db emptied) only with `overwrite`.
+    """
+    from ..outputs import claim_output, source_id
+
+    cfg = config or TuneConfig()
+    settings = {"config": to_dict(cfg), "data": source_id(data), "bands": None if bands is None else list(bands)}
+    inputs = [data] if isinstance(data, (str, Path)) else []
+    with claim_output(out_dir, "sed-tune", settings, overwrite=overwrite, inputs=inputs, in_place=True,
+                      clear=("study.db*", "tune_config.toml", "best_params.toml", "best_trial.json")):
+        return _tune(data, cfg, Path(out_dir), bands=bands, quiet=quiet)
+
+
+def _tune(data: Any, config: TuneConfig, out_dir: Path, *, bands: Any, quiet: bool) -> TuneResult:
     import optuna
 
     from ..splits import carve_validation
 
     cfg = config or TuneConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     frame = data.spaxels if hasattr(data, "spaxels") else data
     if "galaxy_id" not in frame.columns and cfg.split not in ("random",):
         raise InputError("tuning with a galaxy-grouped validation set needs a galaxy_id column")
