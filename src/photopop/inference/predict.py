@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import InputError, MismatchError
 from ..io import read_json
+from ..photometry.magnitudes import describe_implausible, magnitude_matrix, mask_implausible
 from . import stream
 
 MAG_PREFIX = "mag_"
@@ -83,6 +84,11 @@ class SEDPredictor:
     @property
     def targets(self) -> list[str]:
         return list(self.model.targets)
+
+    @property
+    def mag_range(self) -> Any:
+        """The magnitude range the model was trained with (values outside are masked before it sees them)."""
+        return self.model.mag_range
 
     @property
     def handles_nan(self) -> bool:
@@ -179,7 +185,8 @@ def folder_hash(path: str | Path) -> str:
 
 
 #: meta.json entries that change what a SED model predicts (the rest is provenance)
-PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy", "loss", "sigma_scale")
+PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy", "loss", "sigma_scale",
+                   "mag_range")
 
 
 def saved_model_hash(model: Any) -> str:
@@ -227,11 +234,14 @@ def output_columns(predictor: Any) -> list[str]:
 
 def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
                   what: str = "input") -> tuple[pd.DataFrame, int]:
-    """Predictions (RangeIndex, one row per row of `df`) and the number of rows with non-finite bands.
+    """Predictions (RangeIndex, one row per row of `df`) and the number of rows with a missing band.
 
-    Rows with a NaN/inf magnitude in any model band get NaN predictions (``on_nan='nan'``) or raise
-    InputError (``'refuse'``), unless the predictor ``handles_nan`` itself. Vectorised: the model
-    sees all finite rows of the chunk in one call.
+    A band is missing when its magnitude is NaN or implausible (inf, a sentinel such as 99, or
+    outside the model's ``mag_range``, default -10 .. 40 AB; see `photopop.photometry.magnitudes`):
+    implausible values are masked to NaN first, so they are counted with the NaN rows. Rows with a
+    missing band get NaN predictions (``on_nan='nan'``) or raise InputError (``'refuse'``), unless
+    the predictor ``handles_nan`` itself (then it sees NaN for the masked bands). Non-numeric
+    magnitude columns raise InputError. Vectorised: the model sees all complete rows in one call.
     """
     if on_nan not in ON_NAN:
         raise InputError(f"on_nan must be one of {list(ON_NAN)}, got {on_nan!r}")
@@ -239,18 +249,22 @@ def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputError(f"{what}: missing magnitude column(s) {missing}")
-    frame = df[cols].reset_index(drop=True)
+    raw = magnitude_matrix(df, cols, what)
+    mags, n_implausible = mask_implausible(raw, getattr(predictor, "mag_range", None))
+    frame = pd.DataFrame(mags, columns=cols)
     n = len(frame)
-    ok = np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)
+    ok = np.isfinite(mags).all(axis=1)
     n_bad = int(n - ok.sum())
     if n_bad == 0 or getattr(predictor, "handles_nan", False):
         pred = predictor.predict_frame(frame)
         _check_output(predictor, pred, n, what)
         return pred.reset_index(drop=True), n_bad
     if on_nan == "refuse":
-        bad_bands = [b for b, c in zip(predictor.bands, cols) if not np.isfinite(frame[c].to_numpy(float)).all()]
-        raise InputError(f"{what}: {n_bad} row(s) have NaN/inf magnitudes (band(s) {bad_bands}); "
-                         "use on_nan='nan' (--on-nan nan) to write NaN predictions for them")
+        bad_bands = [b for j, b in enumerate(predictor.bands) if not np.isfinite(mags[:, j]).all()]
+        why = (f" ({describe_implausible(raw, cols, getattr(predictor, 'mag_range', None))})"
+               if n_implausible else "")
+        raise InputError(f"{what}: {n_bad} row(s) have NaN/inf or implausible magnitudes (band(s) {bad_bands})"
+                         f"{why}; use on_nan='nan' (--on-nan nan) to write NaN predictions for them")
     sub = predictor.predict_frame(frame.loc[ok].reset_index(drop=True))
     _check_output(predictor, sub, int(ok.sum()), what)
     values = np.full((n, sub.shape[1]), np.nan, dtype=np.float64)
@@ -307,7 +321,8 @@ class PredictReport:
         what = "maps" if self.kind == "cubes" else "parts"
         speed = (f"{self.rows_per_s:,.0f} rows/s" if self.n_rows_predicted else "nothing left to predict")
         return (f"{self.n_rows} rows in {self.n_parts} {what} ({self.n_parts_written} written, "
-                f"{self.n_parts_skipped} already done), {self.n_nan_rows} rows with NaN bands -> NaN predictions; "
+                f"{self.n_parts_skipped} already done), {self.n_nan_rows} rows with missing or implausible "
+                f"magnitudes -> NaN predictions; "
                 f"{speed}")
 
 

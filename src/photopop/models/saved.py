@@ -36,6 +36,7 @@ from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
 from ..io import atomic_dir, dumps_json, read_json
+from ..photometry.magnitudes import magnitude_matrix
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
@@ -116,8 +117,11 @@ def extract_magnitudes(data: Any, bands: Sequence[str] | None = None,
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise InputError(f"table lacks magnitude column(s) {missing}")
-        return data[cols].to_numpy(dtype=np.float64), bands, filter_system, data.index
-    arr = np.asarray(data, dtype=np.float64)
+        return magnitude_matrix(data, cols, "table"), bands, filter_system, data.index
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"magnitudes must be numbers ({exc})") from exc
     if bands is None:
         raise InputError("an array of magnitudes needs `bands=` naming its columns")
     bands = list(bands)
@@ -144,6 +148,13 @@ class SigmaScaled:
     def filter_system(self) -> str | None:
         return self.meta.get("filter_system")
 
+
+    @property
+    def mag_range(self) -> Any:
+        """The (lo, hi) magnitude range the model was trained with (meta ``mag_range``; None: the default)."""
+        members = getattr(self, "members", None)
+        meta = members[0].meta if members else self.meta
+        return meta.get("mag_range")
 
     @property
     def sigma_scale(self) -> np.ndarray:
@@ -200,12 +211,12 @@ class SavedSEDModel(SigmaScaled):
             if np.isinf(mags).any():
                 raise InputError("input: infinite magnitudes; use NaN for missing bands")
             x = self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
-                                                        self.meta.get("ref_band")))
+                                                        self.meta.get("ref_band"), self.mag_range))
             present = np.isfinite(x)
             return np.stack([np.where(present, x, 0.0), present.astype(np.float64)], axis=1)
         check_finite(mags, self.bands)
         return self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
-                                                       self.meta.get("ref_band")))
+                                                       self.meta.get("ref_band"), self.mag_range))
 
     def predict_with_sigma(self, mags: np.ndarray, batch_size: int = 4096, device: str | torch.device = "cpu",
                            num_threads: int | None = None, calibrated: bool = True
