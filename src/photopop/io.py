@@ -145,10 +145,59 @@ def table_format(path: str | os.PathLike) -> str:
     raise InputError(f"{path}: unknown table format; use .csv, .parquet or .fits")
 
 
+def check_csv_complete(path: str | os.PathLike) -> None:
+    """InputError if a CSV file was cut mid-line: its last line has no newline and fewer fields than
+    the header (a complete last line without a trailing newline is accepted). Reads only the head
+    and the tail of the file."""
+    import csv
+    import io as _io
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.readline()
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.splitlines()[-1]
+    if last == head.rstrip(b"\r\n"):
+        return  # a header-only file
+    try:
+        n_header = len(next(csv.reader(_io.StringIO(head.decode("utf-8", "replace")))))
+        n_last = len(next(csv.reader(_io.StringIO(last.decode("utf-8", "replace")))))
+    except (StopIteration, csv.Error):
+        return
+    if n_last != n_header:
+        raise InputError(f"{path}: truncated CSV: the last line has {n_last} of {n_header} fields and no "
+                         "newline (the file was cut mid-line); re-export or re-download it")
+
+
+#: what readers raise on a corrupt or unreadable table file (anything else is a bug and keeps its traceback)
+TABLE_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, UnicodeDecodeError,
+                                                      KeyError, IndexError, TypeError, OverflowError)
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowException,)
+
+
+def _fits_errors() -> tuple[type[BaseException], ...]:
+    from astropy.io.fits.verify import VerifyError
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    return (VerifyError, AstropyUserWarning)  # the warning is raised as an error by _read_fits_table
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet (file or dataset folder) or FITS binary table into a DataFrame.
 
-    Raises InputError naming the file for a missing, empty or corrupt table, and for missing columns.
+    Raises InputError naming the file for a missing, empty, truncated or corrupt table, and for
+    missing columns. Parquet page checksums (written by `write_table_atomic`) are verified, and FITS
+    CHECKSUM/DATASUM keywords where present, so a flipped byte is an error, not a changed number.
     """
     path = Path(path)
     if not path.exists():
@@ -156,19 +205,16 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     fmt = table_format(path)
     try:
         if fmt == "csv":
+            check_csv_complete(path)
             df = pd.read_csv(path)
         elif fmt == "parquet":
-            df = pd.read_parquet(path)
+            df = pd.read_parquet(path, page_checksum_verification=True)
         else:
-            from astropy.table import Table
-
-            tab = Table.read(path)
-            names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
-            df = tab[names].to_pandas()
+            df = _read_fits_table(path)
     except InputError:
         raise
-    except Exception as exc:  # corrupt or unreadable file
-        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {exc})") from exc
+    except TABLE_READ_ERRORS + _arrow_errors() + _fits_errors() as exc:  # corrupt or unreadable file
+        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {str(exc).strip()})") from exc
     if columns is not None:
         missing = [c for c in columns if c not in df.columns]
         if missing:
@@ -177,8 +223,31 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     return df
 
 
+def _read_fits_table(path: Path) -> pd.DataFrame:
+    """The first table HDU of a FITS file; checksum mismatches (astropy warns) become InputError."""
+    import warnings
+
+    from astropy.io import fits
+    from astropy.table import Table
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        with fits.open(path, checksum=True, memmap=False) as hdul:
+            hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+            if hdu is None:
+                raise InputError(f"{path}: no table HDU")
+            tab = Table.read(hdu)
+    names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
+    return tab[names].to_pandas()
+
+
 def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
-    """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically."""
+    """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically.
+
+    Parquet pages carry CRC checksums and FITS HDUs CHECKSUM/DATASUM keywords, which `read_table`
+    (and the streaming readers of `photopop.inference.stream`) verify.
+    """
     fmt = table_format(path)
     with atomic_path(path) as tmp:
         if fmt == "parquet":
@@ -190,10 +259,12 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict
                 meta = dict(table.schema.metadata or {})
                 meta.update({k.encode(): v.encode() for k, v in metadata.items()})
                 table = table.replace_schema_metadata(meta)
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, write_page_checksum=True)  # verified by read_table
         elif fmt == "csv":
             df.to_csv(tmp, index=False)
         else:
+            from astropy.io import fits
             from astropy.table import Table
 
-            Table.from_pandas(df).write(tmp, format="fits", overwrite=True)
+            hdus = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(Table.from_pandas(df))])
+            hdus.writeto(tmp, overwrite=True, checksum=True)

@@ -353,10 +353,10 @@ def process_chunk(predictor: Any, job: ChunkJob, frame: pd.DataFrame | None = No
     ids = stream.check_chunk_ids(frame, job.id_columns, what, job.start)
     pred, n_nan = predict_chunk(predictor, frame, job.on_nan, what)
     out = pd.concat([ids, stream.row_columns(job.source.index, job.start, len(frame)), pred], axis=1)
-    stream.write_part(out, Path(job.out_dir) / job.name, {"photopop_model_hash": job.model_hash,
-                                                           "photopop_input": job.source.path})
+    digest = stream.write_part(out, Path(job.out_dir) / job.name, {"photopop_model_hash": job.model_hash,
+                                                                    "photopop_input": job.source.path})
     return {"name": job.name, "input": job.source.index, "chunk": job.chunk, "start": job.start,
-            "rows": len(frame), "nan_rows": n_nan}
+            "rows": len(frame), "nan_rows": n_nan, "sha256": digest}
 
 
 def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_dir: str | Path, *,
