@@ -20,6 +20,7 @@ import pandas as pd
 
 from .errors import InputError
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

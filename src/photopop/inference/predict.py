@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MismatchError
-from ..io import read_json
+from ..models.folder_checks import read_meta
 from ..photometry.magnitudes import describe_implausible, magnitude_matrix, mask_implausible
 from . import stream
 
@@ -128,7 +128,7 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder")
-    meta = read_json(path / "meta.json", missing="not a model folder (no meta.json)")
+    meta = read_meta(path)
     kind = model_kind(meta)
     if kind == "image":
         raise InputError(f"{path}: an image model (input_kind 'image'); `photopop predict` applies models that "

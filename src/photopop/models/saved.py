@@ -23,7 +23,7 @@ Prediction checks the input bands and filter system against ``meta.json`` and ra
 from __future__ import annotations
 
 import hashlib
-import json
+import pickle
 import tomllib
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +37,7 @@ from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
 from ..io import atomic_dir, dumps_json, read_json
 from ..photometry.magnitudes import magnitude_matrix
+from .folder_checks import check_normalisation, check_sed_meta, read_meta, verify_checksums, write_checksums
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
@@ -282,6 +283,7 @@ class SavedSEDModel(SigmaScaled):
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text)
+            write_checksums(tmp)
         return path
 
     @classmethod
@@ -294,23 +296,38 @@ class SavedSEDModel(SigmaScaled):
         missing = [n for n, p in files.items() if not p.exists()]
         if missing:
             raise InputError(f"{path}: not a complete model folder, missing {missing}")
+        verify_checksums(path, list(files))
         try:
             config = tomllib.loads(files["config.toml"].read_text())
-            norm = json.loads(files["normalisation.json"].read_text())
-            meta = json.loads(files["meta.json"].read_text())
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read model files ({exc})") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"{files['config.toml']}: cannot read ({exc})") from exc
+        meta = read_meta(path)
+        check_sed_meta(meta, files["meta.json"])
+        norm = read_json(files["normalisation.json"])
+        check_normalisation(norm, meta, files["normalisation.json"])
+        if not isinstance(config.get("architecture", {}), dict):
+            raise InputError(f"{files['config.toml']}: [architecture] must be a table")
         arch = from_dict(SEDCNNConfig, config.pop("architecture", {}))
         try:
             n_inputs = int(config.pop("n_inputs"))
             n_outputs = int(config.pop("n_outputs"))
         except KeyError as exc:
             raise InputError(f"{files['config.toml']}: lacks {exc}") from exc
-        network = SEDCNN(n_inputs, n_outputs, arch)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{files['config.toml']}: n_inputs/n_outputs must be integers ({exc})") from exc
+        n_features = len(norm["input"]["names"])
+        if n_inputs != n_features:
+            raise InputError(f"{files['config.toml']}: n_inputs = {n_inputs}, but the normalisation has "
+                             f"{n_features} features")
+        try:
+            network = SEDCNN(n_inputs, n_outputs, arch)
+        except (InputError, ValueError, RuntimeError) as exc:
+            raise InputError(f"{files['config.toml']}: cannot build the network ({exc})") from exc
         try:
             state = torch.load(files["model.pt"], map_location="cpu", weights_only=True)
             network.load_state_dict(state)
-        except Exception as exc:
+        except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError,
+                pickle.UnpicklingError) as exc:
             raise InputError(f"{files['model.pt']}: cannot load weights ({exc})") from exc
         network.eval()
         return cls(network, Standardiser.from_dict(norm["input"]), Standardiser.from_dict(norm["target"]),
@@ -371,8 +388,7 @@ def load_sed_model(path: str | Path) -> Any:
     ``predict_array``, ``bands``, ``targets``, ``filter_system`` and ``meta``.
     """
     path = Path(path)
-    meta_file = path / "meta.json"
-    kind = read_json(meta_file).get("kind") if meta_file.exists() else None
+    kind = read_meta(path).get("kind") if (path / "meta.json").exists() else None
     if kind == "sed-ensemble":
         from .ensemble import SEDEnsemble
 

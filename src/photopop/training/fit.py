@@ -35,10 +35,10 @@ from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError
 from ..io import dumps_json
-from ..photometry.magnitudes import as_range
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
 from ..models.saved import SavedSEDModel, check_finite, extract_magnitudes, table_hash
 from ..models.sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
+from ..photometry.magnitudes import as_range
 from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint, settings_fingerprint
 from .device import resolve_device
 
