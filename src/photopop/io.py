@@ -147,9 +147,12 @@ def table_format(path: str | os.PathLike) -> str:
 
 
 def check_csv_complete(path: str | os.PathLike) -> None:
-    """InputError if a CSV file was cut mid-line: its last line has no newline and fewer fields than
-    the header (a complete last line without a trailing newline is accepted). Reads only the head
-    and the tail of the file."""
+    """InputError if a CSV file may have been cut: its last data line does not end with a newline.
+
+    A cut mid-line gives a short row (NaN-filled by pandas) or, cut inside the last field, a changed
+    number (21.345 -> 21.3); neither can be told from a complete file by parsing, but every CSV
+    writer ends its last row with a newline. Reads only the head and the tail of the file.
+    """
     import csv
     import io as _io
 
@@ -160,7 +163,7 @@ def check_csv_complete(path: str | os.PathLike) -> None:
         size = fh.tell()
         fh.seek(max(0, size - 65536))
         tail = fh.read()
-    if not tail or tail.endswith((b"\n", b"\r")):
+    if not tail.strip() or tail.endswith((b"\n", b"\r")):
         return
     last = tail.splitlines()[-1]
     if last == head.rstrip(b"\r\n"):
@@ -169,10 +172,11 @@ def check_csv_complete(path: str | os.PathLike) -> None:
         n_header = len(next(csv.reader(_io.StringIO(head.decode("utf-8", "replace")))))
         n_last = len(next(csv.reader(_io.StringIO(last.decode("utf-8", "replace")))))
     except (StopIteration, csv.Error):
-        return
-    if n_last != n_header:
-        raise InputError(f"{path}: truncated CSV: the last line has {n_last} of {n_header} fields and no "
-                         "newline (the file was cut mid-line); re-export or re-download it")
+        n_header = n_last = 0
+    fields = f"has {n_last} of {n_header} fields and " if n_last != n_header else ""
+    raise InputError(f"{path}: truncated CSV? the last line {fields}does not end with a newline (the file may "
+                     "have been cut mid-line); re-export or re-download it, or add the final newline if it is "
+                     "complete")
 
 
 #: what readers raise on a corrupt or unreadable table file (anything else is a bug and keeps its traceback)
