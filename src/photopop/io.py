@@ -197,6 +197,11 @@ def _fits_errors() -> tuple[type[BaseException], ...]:
     return (VerifyError, AstropyUserWarning)  # the warning is raised as an error by _read_fits_table
 
 
+def read_errors() -> tuple[type[BaseException], ...]:
+    """Exception types of a corrupt Parquet, FITS or CSV file (for `except read_errors() as exc:`)."""
+    return TABLE_READ_ERRORS + _arrow_errors() + _fits_errors()
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet (file or dataset folder) or FITS binary table into a DataFrame.
 
@@ -218,8 +223,8 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
             df = _read_fits_table(path)
     except InputError:
         raise
-    except TABLE_READ_ERRORS + _arrow_errors() + _fits_errors() as exc:  # corrupt or unreadable file
-        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {str(exc).strip()})") from exc
+    except read_errors() as exc:  # corrupt or unreadable file
+        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
     if columns is not None:
         missing = [c for c in columns if c not in df.columns]
         if missing:
@@ -229,22 +234,46 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
 
 
 def _read_fits_table(path: Path) -> pd.DataFrame:
-    """The first table HDU of a FITS file; checksum mismatches (astropy warns) become InputError."""
+    """The first table HDU of a FITS file (checksums verified where present)."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    with open_fits(path) as hdul:
+        hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+        if hdu is None:
+            raise InputError(f"{path}: no table HDU")
+        tab = Table.read(hdu)
+    names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
+    return tab[names].to_pandas()
+
+
+def open_fits(path: str | os.PathLike, what: str = "as FITS") -> Any:
+    """Open a FITS file fully into memory, verifying CHECKSUM/DATASUM keywords where the file has them.
+
+    Returns the HDUList (use it as a context manager). A checksum mismatch, a truncated or otherwise
+    corrupt file raises InputError naming the file, so a flipped byte is never read as a number.
+    """
     import warnings
 
     from astropy.io import fits
-    from astropy.table import Table
     from astropy.utils.exceptions import AstropyUserWarning
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AstropyUserWarning)
-        with fits.open(path, checksum=True, memmap=False) as hdul:
-            hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
-            if hdu is None:
-                raise InputError(f"{path}: no table HDU")
-            tab = Table.read(hdu)
-    names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
-    return tab[names].to_pandas()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            hdul = fits.open(path, memmap=False, checksum=True, lazy_load_hdus=False)
+            try:
+                for hdu in hdul:  # decode every header and data unit now, inside the checks
+                    _ = hdu.data
+            except BaseException:
+                hdul.close()
+                raise
+            return hdul
+    except TABLE_READ_ERRORS + _fits_errors() as exc:
+        raise InputError(f"{path}: cannot read {what} ({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
 
 
 def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:

@@ -9,7 +9,6 @@ images it asked for; writing is atomic (built in a temporary folder, renamed int
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError
-from ..io import atomic_dir, dumps_json, read_table, write_table_atomic
+from ..io import atomic_dir, dumps_json, read_json, read_table, write_table_atomic
 
 #: band order of the `images` dataset (axis 1)
 IMAGE_BANDS: tuple[str, ...] = ("g", "r", "i")
@@ -30,6 +29,8 @@ IMAGE_UNITS = "nanomaggies per pixel"
 IMAGES_FILE = "images.h5"
 CATALOG_FILE = "catalog.parquet"
 META_FILE = "meta.json"
+#: what h5py raises for a damaged file (OSError: checksum or decode failure; the others: broken metadata)
+H5_ERRORS: tuple[type[BaseException], ...] = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 CUTOUT_DIR = "cutouts"
 
 Index = int | slice | Sequence[int] | np.ndarray
@@ -91,10 +92,9 @@ class ImageSet:
         for name in (IMAGES_FILE, CATALOG_FILE, META_FILE):
             if not (path / name).exists():
                 raise InputError(f"{path}: image set is missing {name}")
-        try:
-            meta = json.loads((path / META_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path / META_FILE}: not valid JSON ({exc})") from exc
+        meta = read_json(path / META_FILE)
+        if not isinstance(meta, dict):
+            raise InputError(f"{path / META_FILE}: expected a JSON object, got a JSON {type(meta).__name__}")
         catalog = read_table(path / CATALOG_FILE)
         if "id" not in catalog.columns:
             raise InputError(f"{path / CATALOG_FILE}: missing column 'id'")
@@ -107,8 +107,8 @@ class ImageSet:
         try:
             with h5py.File(h5path, "r") as h5:
                 info = _validate_h5(h5, h5path, len(catalog), catalog["id"].to_numpy(np.int64))
-        except OSError as exc:
-            raise InputError(f"{h5path}: cannot read as HDF5 ({exc})") from exc
+        except H5_ERRORS as exc:  # corrupt file or metadata; a damaged chunk fails its Fletcher-32 checksum
+            raise InputError(f"{h5path}: cannot read as HDF5 ({type(exc).__name__}: {exc})") from exc
         return cls(path, catalog.reset_index(drop=True), meta, info)
 
     # -- access ---------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ class ImageSet:
         if not self.has_images:
             raise InputError(f"{self.path}: this image set has no calibrated 'images' (only 'rgb')")
         rows = _as_index_array(idx, len(self))
-        out = _read_rows(self._file()["images"], rows)
+        out = self._read("images", rows)
         return out[0] if np.ndim(idx) == 0 and not isinstance(idx, slice) else out
 
     def rgb(self, idx: Index) -> np.ndarray:
@@ -144,8 +144,16 @@ class ImageSet:
         if not self.has_rgb:
             raise InputError(f"{self.path}: this image set has no 'rgb' composites")
         rows = _as_index_array(idx, len(self))
-        out = _read_rows(self._file()["rgb"], rows)
+        out = self._read("rgb", rows)
         return out[0] if np.ndim(idx) == 0 and not isinstance(idx, slice) else out
+
+    def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of dataset `name`; InputError naming the file if the bytes are damaged (checksums)."""
+        try:
+            return _read_rows(self._file()[name], rows)
+        except H5_ERRORS as exc:
+            raise InputError(f"{self.path / IMAGES_FILE}: cannot read {name!r} rows ({type(exc).__name__}: "
+                             f"{exc}); the file is damaged") from exc
 
     def close(self) -> None:
         """Close the HDF5 file (it is re-opened on the next access)."""
@@ -252,20 +260,21 @@ class ImageSetWriter:
         h, w = self.image_shape
         self._h5 = h5py.File(self._tmp / IMAGES_FILE, "w")
         comp = {"compression": self.compression} if self.compression else {}
+        check = {"fletcher32": True} if n else {}  # a checksum per chunk, verified by h5py on every read
         if self.has_images:
             d = self._h5.create_dataset("images", shape=(n, 3, h, w), dtype=np.float32,
-                                        chunks=(1, 3, h, w) if n else None, **comp)
+                                        chunks=(1, 3, h, w) if n else None, **comp, **check)
             d.attrs["bands"] = list(IMAGE_BANDS)
             d.attrs["pixel_scale_arcsec"] = float(self.pixel_scale_arcsec)
             d.attrs["units"] = IMAGE_UNITS
         if self.has_rgb:
             d = self._h5.create_dataset("rgb", shape=(n, h, w, 3), dtype=np.uint8,
-                                        chunks=(1, h, w, 3) if n else None, **comp)
+                                        chunks=(1, h, w, 3) if n else None, **comp, **check)
             d.attrs["channels"] = list(RGB_CHANNELS)
             d.attrs["pixel_scale_arcsec"] = float(self.pixel_scale_arcsec)
             for k, v in self.rgb_attrs.items():
                 d.attrs[k] = v
-        self._h5.create_dataset("ids", data=self.catalog["id"].to_numpy(np.int64))
+        self._h5.create_dataset("ids", data=self.catalog["id"].to_numpy(np.int64), **check)
         if self.png:
             (self._tmp / CUTOUT_DIR).mkdir()
         return self
