@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..checksums import verify_checksums, write_checksums
 from ..errors import InputError
 from ..io import atomic_dir, dumps_json, read_json, read_table, write_table_atomic
 
@@ -92,6 +93,7 @@ class ImageSet:
         for name in (IMAGES_FILE, CATALOG_FILE, META_FILE):
             if not (path / name).exists():
                 raise InputError(f"{path}: image set is missing {name}")
+        verify_checksums(path, [CATALOG_FILE, META_FILE])
         meta = read_json(path / META_FILE)
         if not isinstance(meta, dict):
             raise InputError(f"{path / META_FILE}: expected a JSON object, got a JSON {type(meta).__name__}")
@@ -258,7 +260,7 @@ class ImageSetWriter:
         self._tmp = self._ctx.__enter__()
         n = len(self.catalog)
         h, w = self.image_shape
-        self._h5 = h5py.File(self._tmp / IMAGES_FILE, "w")
+        self._h5 = h5py.File(self._tmp / IMAGES_FILE, "w", libver="latest")  # latest: metadata checksums
         comp = {"compression": self.compression} if self.compression else {}
         check = {"fletcher32": True} if n else {}  # a checksum per chunk, verified by h5py on every read
         if self.has_images:
@@ -349,6 +351,8 @@ class ImageSetWriter:
             (self._tmp / "config.toml").write_text(dumps_toml(self.config))
         for name, text in self.extra_files.items():
             (self._tmp / name).write_text(text)
+        # the small files; the HDF5 file checks itself (Fletcher-32 chunks, checksummed metadata)
+        write_checksums(self._tmp, [n for n in (CATALOG_FILE, META_FILE, "config.toml") if (self._tmp / n).exists()])
 
 
 def write_image_set(path: str | os.PathLike, catalog: pd.DataFrame, images: np.ndarray | None = None,

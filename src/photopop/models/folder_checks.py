@@ -15,17 +15,18 @@ A model folder that was edited by hand, half-copied or bit-flipped must be refus
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from ..checksums import CHECKSUM_FILE, verify_checksums, write_checksums
 from ..errors import InputError
 from ..io import read_json
 from .normalise import INPUT_KINDS, feature_names
 
-CHECKSUM_FILE = "SHA256SUMS"
+__all__ = ["CHECKSUM_FILE", "check_normalisation", "check_sed_meta", "read_meta", "verify_checksums",
+           "write_checksums"]
 
 
 def read_meta(folder: str | Path, missing: str = "not a model folder (no meta.json)") -> dict[str, Any]:
@@ -89,55 +90,3 @@ def check_normalisation(norm: Any, meta: dict[str, Any], path: str | Path) -> No
             arr = np.asarray(values, dtype=np.float64)
             if not np.all(np.isfinite(arr)) or (key == "scale" and np.any(arr <= 0)):
                 raise InputError(f"{path}: {part} {key!r} must be finite{' and > 0' if key == 'scale' else ''}")
-
-
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUM_FILE
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_checksums(folder: str | Path) -> None:
-    """Write ``SHA256SUMS`` for every file in `folder` (call last, inside the atomic folder write)."""
-    folder = Path(folder)
-    lines = [f"{_digest(p)}  {p.relative_to(folder).as_posix()}" for p in _files(folder)]
-    (folder / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
-
-
-def verify_checksums(folder: str | Path, names: Sequence[str] = ()) -> None:
-    """InputError naming the file if ``SHA256SUMS`` exists and a listed file differs or is missing.
-
-    Folders written before checksums were kept (no ``SHA256SUMS``) are accepted as they are. `names`
-    (relative paths) must be listed when the file exists, so that a file cannot escape the check.
-    """
-    folder = Path(folder)
-    sums = folder / CHECKSUM_FILE
-    if not sums.exists():
-        return
-    try:
-        text = sums.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{sums}: cannot read ({exc})") from exc
-    listed: dict[str, str] = {}
-    for line in text.splitlines():
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64 or not name:
-            raise InputError(f"{sums}: malformed line {line[:80]!r}")
-        listed[name] = digest
-    for name in names:
-        if name not in listed:
-            raise InputError(f"{sums}: does not list {name}; the folder was changed after it was written")
-    for name, digest in listed.items():
-        path = folder / name
-        if not path.is_file():
-            raise InputError(f"{path}: listed in {CHECKSUM_FILE} but missing")
-        if _digest(path) != digest:
-            raise InputError(f"{path}: checksum mismatch (the file was modified or corrupted after it was "
-                             "written); retrain or restore the model folder")
