@@ -197,6 +197,34 @@ def _fits_errors() -> tuple[type[BaseException], ...]:
     return (VerifyError, AstropyUserWarning)  # the warning is raised as an error by _read_fits_table
 
 
+#: Parquet schema metadata key holding `parquet_footer_digest` (page CRCs do not cover the footer)
+FOOTER_KEY = b"photopop_footer_sha256"
+
+
+def parquet_footer_digest(schema: Any, num_rows: int) -> str:
+    """sha256 of what the Parquet footer says about the data: column names and types, the row count
+    and the key/value metadata (except this digest), so a damaged footer is detected on read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(str(int(num_rows)).encode())
+    for f in schema:
+        h.update(f"{f.name}\0{f.type}\0{f.nullable}\0".encode())
+    for k, v in sorted((schema.metadata or {}).items()):
+        if k != FOOTER_KEY:
+            h.update(k + b"\0" + v + b"\0")
+    return h.hexdigest()
+
+
+def verify_parquet_footer(path: str | os.PathLike, pf: Any) -> None:
+    """InputError if a Parquet file written by photopop (it carries FOOTER_KEY) has a damaged footer."""
+    meta = pf.schema_arrow.metadata or {}
+    want = meta.get(FOOTER_KEY)
+    if want is not None and want.decode("ascii", "replace") != parquet_footer_digest(pf.schema_arrow,
+                                                                                     pf.metadata.num_rows):
+        raise InputError(f"{path}: Parquet footer checksum mismatch (the file is damaged)")
+
+
 def read_errors() -> tuple[type[BaseException], ...]:
     """Exception types of a corrupt Parquet, FITS or CSV file (for `except read_errors() as exc:`)."""
     return TABLE_READ_ERRORS + _arrow_errors() + _fits_errors()
@@ -218,6 +246,11 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
             check_csv_complete(path)
             df = pd.read_csv(path)
         elif fmt == "parquet":
+            if path.is_file():
+                import pyarrow.parquet as pq
+
+                with pq.ParquetFile(path) as pf:
+                    verify_parquet_footer(path, pf)
             df = pd.read_parquet(path, page_checksum_verification=True)
         else:
             df = _read_fits_table(path)
@@ -289,11 +322,12 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(df, preserve_index=False)
-            if metadata:
-                meta = dict(table.schema.metadata or {})
-                meta.update({k.encode(): v.encode() for k, v in metadata.items()})
-                table = table.replace_schema_metadata(meta)
-            pq.write_table(table, tmp, write_page_checksum=True)  # verified by read_table
+            meta = dict(table.schema.metadata or {})
+            meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+            table = table.replace_schema_metadata(meta)
+            meta[FOOTER_KEY] = parquet_footer_digest(table.schema, table.num_rows).encode()
+            table = table.replace_schema_metadata(meta)
+            pq.write_table(table, tmp, write_page_checksum=True)  # both verified by read_table
         elif fmt == "csv":
             df.to_csv(tmp, index=False)
         else:

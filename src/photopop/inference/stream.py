@@ -27,7 +27,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..io import check_csv_complete, dumps_json, table_format, write_table_atomic, write_text_atomic
+from ..io import (check_csv_complete, dumps_json, table_format, verify_parquet_footer, write_table_atomic,
+                  write_text_atomic)
 
 MAG_PREFIX = "mag_"
 ROW_COLUMNS = ("input_index", "row_index")
@@ -161,6 +162,7 @@ def inspect_file(path: Path, index: int, declared_system: str | None = None,
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(path, page_checksum_verification=True)
+            verify_parquet_footer(path, pf)
             columns = tuple(pf.schema_arrow.names)
             n_rows: int | None = pf.metadata.num_rows
             meta = pf.schema_arrow.metadata or {}
