@@ -9,7 +9,6 @@ broken table fails early with an `InputError` that names the column, instead of 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..io import atomic_dir, dumps_json, read_table, table_format, write_table_atomic
+from ..io import atomic_dir, dumps_json, read_json, read_table, table_format, write_table_atomic
 from ..photometry.magnitudes import (MagnitudeRange, as_range, check_magnitude_errors, check_magnitudes,
                                      magnitude_matrix)
 
@@ -288,10 +287,7 @@ def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequ
         if (path / GALAXIES_FILE).exists():
             galaxies = read_table(path / GALAXIES_FILE)
         if (path / META_FILE).exists():
-            try:
-                meta = json.loads((path / META_FILE).read_text())
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path / META_FILE}: not valid JSON ({exc})") from exc
+            meta = read_json(path / META_FILE)
             if not isinstance(meta, dict):
                 raise InputError(f"{path / META_FILE}: expected a JSON object")
         if (path / CONFIG_FILE).exists():
