@@ -628,7 +628,7 @@ def check_unique_ids(out_dir: Path, part_names: Sequence[str], id_columns: Seque
     for bucket in range(n_buckets):
         frames = []
         for p in paths:
-            df = pq.read_table(p, columns=ids + list(ROW_COLUMNS)).to_pandas()
+            df = pq.read_table(p, columns=ids + list(ROW_COLUMNS), page_checksum_verification=True).to_pandas()
             if n_buckets > 1:
                 h = pd.util.hash_pandas_object(df[ids], index=False).to_numpy()
                 df = df[h % np.uint64(n_buckets) == bucket]
