@@ -89,6 +89,9 @@ def test_validation_errors(tmp_path):
         ImageSet.open(tmp_path / "nope")
     # ids out of order
     cat.iloc[::-1].reset_index(drop=True).to_parquet(path / "catalog.parquet")
+    with pytest.raises(InputError, match="catalog.parquet: checksum mismatch"):  # changed after writing
+        ImageSet.open(path)
+    (path / "SHA256SUMS").unlink()  # a folder assembled by hand (no checksums): checked on its contents
     with pytest.raises(InputError, match="'ids' does not match"):
         ImageSet.open(path)
     # fewer catalogue rows than images

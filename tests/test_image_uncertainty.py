@@ -143,6 +143,7 @@ def test_plain_models_unchanged_and_old_folders_load(tmp_path):
     assert meta["loss"] == "rmse"
     del meta["loss"]  # a folder written before losses were recorded
     meta_file.write_text(json.dumps(meta))
+    (tmp_path / "old" / "SHA256SUMS").unlink()  # nor checksums
     back = ImageRegressor.load(tmp_path / "old")
     assert back.loss == "rmse"
     np.testing.assert_allclose(back.predict(x), pred, rtol=1e-6)

@@ -61,6 +61,7 @@ def translate_os_errors(path: str | os.PathLike, action: str = "cannot write") -
         raise
 
 
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -205,10 +206,96 @@ def table_format(path: str | os.PathLike) -> str:
     raise InputError(f"{path}: unknown table format; use .csv, .parquet or .fits")
 
 
+def check_csv_complete(path: str | os.PathLike) -> None:
+    """InputError if a CSV file may have been cut: its last data line does not end with a newline.
+
+    A cut mid-line gives a short row (NaN-filled by pandas) or, cut inside the last field, a changed
+    number (21.345 -> 21.3); neither can be told from a complete file by parsing, but every CSV
+    writer ends its last row with a newline. Reads only the head and the tail of the file.
+    """
+    import csv
+    import io as _io
+
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.readline()
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if not tail.strip() or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.splitlines()[-1]
+    if last == head.rstrip(b"\r\n"):
+        return  # a header-only file
+    try:
+        n_header = len(next(csv.reader(_io.StringIO(head.decode("utf-8", "replace")))))
+        n_last = len(next(csv.reader(_io.StringIO(last.decode("utf-8", "replace")))))
+    except (StopIteration, csv.Error):
+        n_header = n_last = 0
+    fields = f"has {n_last} of {n_header} fields and " if n_last != n_header else ""
+    raise InputError(f"{path}: truncated CSV? the last line {fields}does not end with a newline (the file may "
+                     "have been cut mid-line); re-export or re-download it, or add the final newline if it is "
+                     "complete")
+
+
+#: what readers raise on a corrupt or unreadable table file (anything else is a bug and keeps its traceback)
+TABLE_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, UnicodeDecodeError,
+                                                      KeyError, IndexError, TypeError, OverflowError)
+
+
+def _arrow_errors() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowException,)
+
+
+def _fits_errors() -> tuple[type[BaseException], ...]:
+    from astropy.io.fits.verify import VerifyError
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    return (VerifyError, AstropyUserWarning)  # the warning is raised as an error by _read_fits_table
+
+
+#: Parquet schema metadata key holding `parquet_footer_digest` (page CRCs do not cover the footer)
+FOOTER_KEY = b"photopop_footer_sha256"
+
+
+def parquet_footer_digest(schema: Any, num_rows: int) -> str:
+    """sha256 of what the Parquet footer says about the data: column names and types, the row count
+    and the key/value metadata (except this digest), so a damaged footer is detected on read."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(str(int(num_rows)).encode())
+    for f in schema:
+        h.update(f"{f.name}\0{f.type}\0{f.nullable}\0".encode())
+    for k, v in sorted((schema.metadata or {}).items()):
+        if k != FOOTER_KEY:
+            h.update(k + b"\0" + v + b"\0")
+    return h.hexdigest()
+
+
+def verify_parquet_footer(path: str | os.PathLike, pf: Any) -> None:
+    """InputError if a Parquet file written by photopop (it carries FOOTER_KEY) has a damaged footer."""
+    meta = pf.schema_arrow.metadata or {}
+    want = meta.get(FOOTER_KEY)
+    if want is not None and want.decode("ascii", "replace") != parquet_footer_digest(pf.schema_arrow,
+                                                                                     pf.metadata.num_rows):
+        raise InputError(f"{path}: Parquet footer checksum mismatch (the file is damaged)")
+
+
+def read_errors() -> tuple[type[BaseException], ...]:
+    """Exception types of a corrupt Parquet, FITS or CSV file (for `except read_errors() as exc:`)."""
+    return TABLE_READ_ERRORS + _arrow_errors() + _fits_errors()
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a CSV, Parquet (file or dataset folder) or FITS binary table into a DataFrame.
 
-    Raises InputError naming the file for a missing, empty or corrupt table, and for missing columns.
+    Raises InputError naming the file for a missing, empty, truncated or corrupt table, and for
+    missing columns. Parquet page checksums (written by `write_table_atomic`) are verified, and FITS
+    CHECKSUM/DATASUM keywords where present, so a flipped byte is an error, not a changed number.
     """
     path = Path(path)
     if not path.exists():
@@ -216,19 +303,21 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     fmt = table_format(path)
     try:
         if fmt == "csv":
+            check_csv_complete(path)
             df = pd.read_csv(path)
         elif fmt == "parquet":
-            df = pd.read_parquet(path)
-        else:
-            from astropy.table import Table
+            if path.is_file():
+                import pyarrow.parquet as pq
 
-            tab = Table.read(path)
-            names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
-            df = tab[names].to_pandas()
+                with pq.ParquetFile(path) as pf:
+                    verify_parquet_footer(path, pf)
+            df = pd.read_parquet(path, page_checksum_verification=True)
+        else:
+            df = _read_fits_table(path)
     except InputError:
         raise
-    except Exception as exc:  # corrupt or unreadable file
-        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {exc})") from exc
+    except read_errors() as exc:  # corrupt or unreadable file
+        raise InputError(f"{path}: cannot read as {fmt} table ({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
     if columns is not None:
         missing = [c for c in columns if c not in df.columns]
         if missing:
@@ -237,8 +326,55 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
     return df
 
 
+def _read_fits_table(path: Path) -> pd.DataFrame:
+    """The first table HDU of a FITS file (checksums verified where present)."""
+    from astropy.io import fits
+    from astropy.table import Table
+
+    with open_fits(path) as hdul:
+        hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
+        if hdu is None:
+            raise InputError(f"{path}: no table HDU")
+        tab = Table.read(hdu)
+    names = [n for n in tab.colnames if len(tab[n].shape) <= 1]
+    return tab[names].to_pandas()
+
+
+def open_fits(path: str | os.PathLike, what: str = "as FITS") -> Any:
+    """Open a FITS file fully into memory, verifying CHECKSUM/DATASUM keywords where the file has them.
+
+    Returns the HDUList (use it as a context manager). A checksum mismatch, a truncated or otherwise
+    corrupt file raises InputError naming the file, so a flipped byte is never read as a number.
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            hdul = fits.open(path, memmap=False, checksum=True, lazy_load_hdus=False)
+            try:
+                for hdu in hdul:  # decode every header and data unit now, inside the checks
+                    _ = hdu.data
+            except BaseException:
+                hdul.close()
+                raise
+            return hdul
+    except TABLE_READ_ERRORS + _fits_errors() as exc:
+        raise InputError(f"{path}: cannot read {what} ({type(exc).__name__}: {' '.join(str(exc).split())})") from exc
+
+
 def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> None:
-    """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically."""
+    """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically.
+
+    Parquet pages carry CRC checksums and FITS HDUs CHECKSUM/DATASUM keywords, which `read_table`
+    (and the streaming readers of `photopop.inference.stream`) verify.
+    """
     fmt = table_format(path)
     with atomic_path(path) as tmp:
         if fmt == "parquet":
@@ -246,14 +382,17 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(df, preserve_index=False)
-            if metadata:
-                meta = dict(table.schema.metadata or {})
-                meta.update({k.encode(): v.encode() for k, v in metadata.items()})
-                table = table.replace_schema_metadata(meta)
-            pq.write_table(table, tmp)
+            meta = dict(table.schema.metadata or {})
+            meta.update({k.encode(): v.encode() for k, v in (metadata or {}).items()})
+            table = table.replace_schema_metadata(meta)
+            meta[FOOTER_KEY] = parquet_footer_digest(table.schema, table.num_rows).encode()
+            table = table.replace_schema_metadata(meta)
+            pq.write_table(table, tmp, write_page_checksum=True)  # both verified by read_table
         elif fmt == "csv":
             df.to_csv(tmp, index=False)
         else:
+            from astropy.io import fits
             from astropy.table import Table
 
-            Table.from_pandas(df).write(tmp, format="fits", overwrite=True)
+            hdus = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(Table.from_pandas(df))])
+            hdus.writeto(tmp, overwrite=True, checksum=True)

@@ -7,11 +7,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..validate import arg, finite_float, non_negative_int, out_path, positive_float, positive_int, seed
+
+#: exit status of `photopop images download` when some cutouts could not be fetched (2 is bad input)
+DOWNLOAD_INCOMPLETE_EXIT = 3
+#: failures printed on stderr (all of them are in download_failures.csv)
+DOWNLOAD_FAILURES_SHOWN = 10
 
 
 # ------------------------------------------------------------------------------- photopop simulate images
@@ -128,9 +134,13 @@ def run_download(args: argparse.Namespace) -> int:
                          timeout_s=args.timeout)
     rep = download_cutouts(cat, args.out, cfg, progress=not args.no_progress, overwrite=args.overwrite)
     print(rep)
-    if rep.n_failed:
-        print(f"failures listed in {args.out / 'download_failures.csv'}")
-    return 0 if rep.n_failed == 0 else 3
+    if rep.n_failed:  # exit 3 (not 0) so that scripts notice an incomplete download; the list goes to stderr
+        for row in rep.failures.head(DOWNLOAD_FAILURES_SHOWN).itertuples():
+            print(f"photopop: failed: objID {row.objID}: {row.error}", file=sys.stderr)
+        more = rep.n_failed - DOWNLOAD_FAILURES_SHOWN
+        print(f"photopop: {rep.n_failed} download(s) failed{f' ({more} more not shown)' if more > 0 else ''}; "
+              f"all listed in {args.out / 'download_failures.csv'}; rerun to retry them", file=sys.stderr)
+    return 0 if rep.n_failed == 0 else DOWNLOAD_INCOMPLETE_EXIT
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError, MismatchError
 from ..evaluation.gradients import deprojected_radius
+from ..io import open_fits
 from .sed_table import SEDTable
 
 #: MANGA_DRP3PIXMASK bits that make a pixel unusable: NOCOV, LOWCOV, DEADFIBER, FORESTAR, DONOTUSE
@@ -40,14 +41,9 @@ MANGA_FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
 
 
 def _open(path: Path) -> Any:
-    from astropy.io import fits
-
     if not path.exists():
         raise InputError(f"{path}: no such IFU cube")
-    try:
-        return fits.open(path, memmap=False)
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read as FITS ({type(exc).__name__}: {exc})") from exc
+    return open_fits(path)  # checksums verified where the file has them; InputError if corrupt
 
 
 def _cube_layout(hdul: Any) -> str:

@@ -9,7 +9,6 @@ images it asked for; writing is atomic (built in a temporary folder, renamed int
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..checksums import verify_checksums, write_checksums
 from ..errors import InputError
-from ..io import dumps_json, read_table, write_table_atomic
+from ..io import dumps_json, read_json, read_table, write_table_atomic
 from ..outputs import replace_output
 
 #: band order of the `images` dataset (axis 1)
@@ -31,6 +31,8 @@ IMAGE_UNITS = "nanomaggies per pixel"
 IMAGES_FILE = "images.h5"
 CATALOG_FILE = "catalog.parquet"
 META_FILE = "meta.json"
+#: what h5py raises for a damaged file (OSError: checksum or decode failure; the others: broken metadata)
+H5_ERRORS: tuple[type[BaseException], ...] = (OSError, KeyError, ValueError, RuntimeError, TypeError)
 CUTOUT_DIR = "cutouts"
 
 Index = int | slice | Sequence[int] | np.ndarray
@@ -92,10 +94,10 @@ class ImageSet:
         for name in (IMAGES_FILE, CATALOG_FILE, META_FILE):
             if not (path / name).exists():
                 raise InputError(f"{path}: image set is missing {name}")
-        try:
-            meta = json.loads((path / META_FILE).read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path / META_FILE}: not valid JSON ({exc})") from exc
+        verify_checksums(path, [CATALOG_FILE, META_FILE])
+        meta = read_json(path / META_FILE)
+        if not isinstance(meta, dict):
+            raise InputError(f"{path / META_FILE}: expected a JSON object, got a JSON {type(meta).__name__}")
         catalog = read_table(path / CATALOG_FILE)
         if "id" not in catalog.columns:
             raise InputError(f"{path / CATALOG_FILE}: missing column 'id'")
@@ -108,8 +110,8 @@ class ImageSet:
         try:
             with h5py.File(h5path, "r") as h5:
                 info = _validate_h5(h5, h5path, len(catalog), catalog["id"].to_numpy(np.int64))
-        except OSError as exc:
-            raise InputError(f"{h5path}: cannot read as HDF5 ({exc})") from exc
+        except H5_ERRORS as exc:  # corrupt file or metadata; a damaged chunk fails its Fletcher-32 checksum
+            raise InputError(f"{h5path}: cannot read as HDF5 ({type(exc).__name__}: {exc})") from exc
         return cls(path, catalog.reset_index(drop=True), meta, info)
 
     # -- access ---------------------------------------------------------------------------------
@@ -137,7 +139,7 @@ class ImageSet:
         if not self.has_images:
             raise InputError(f"{self.path}: this image set has no calibrated 'images' (only 'rgb')")
         rows = _as_index_array(idx, len(self))
-        out = _read_rows(self._file()["images"], rows)
+        out = self._read("images", rows)
         return out[0] if np.ndim(idx) == 0 and not isinstance(idx, slice) else out
 
     def rgb(self, idx: Index) -> np.ndarray:
@@ -145,8 +147,16 @@ class ImageSet:
         if not self.has_rgb:
             raise InputError(f"{self.path}: this image set has no 'rgb' composites")
         rows = _as_index_array(idx, len(self))
-        out = _read_rows(self._file()["rgb"], rows)
+        out = self._read("rgb", rows)
         return out[0] if np.ndim(idx) == 0 and not isinstance(idx, slice) else out
+
+    def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of dataset `name`; InputError naming the file if the bytes are damaged (checksums)."""
+        try:
+            return _read_rows(self._file()[name], rows)
+        except H5_ERRORS as exc:
+            raise InputError(f"{self.path / IMAGES_FILE}: cannot read {name!r} rows ({type(exc).__name__}: "
+                             f"{exc}); the file is damaged") from exc
 
     def close(self) -> None:
         """Close the HDF5 file (it is re-opened on the next access)."""
@@ -262,22 +272,23 @@ class ImageSetWriter:
         self._tmp = self._ctx.__enter__()
         n = len(self.catalog)
         h, w = self.image_shape
-        self._h5 = h5py.File(self._tmp / IMAGES_FILE, "w")
+        self._h5 = h5py.File(self._tmp / IMAGES_FILE, "w", libver="latest")  # latest: metadata checksums
         comp = {"compression": self.compression} if self.compression else {}
+        check = {"fletcher32": True} if n else {}  # a checksum per chunk, verified by h5py on every read
         if self.has_images:
             d = self._h5.create_dataset("images", shape=(n, 3, h, w), dtype=np.float32,
-                                        chunks=(1, 3, h, w) if n else None, **comp)
+                                        chunks=(1, 3, h, w) if n else None, **comp, **check)
             d.attrs["bands"] = list(IMAGE_BANDS)
             d.attrs["pixel_scale_arcsec"] = float(self.pixel_scale_arcsec)
             d.attrs["units"] = IMAGE_UNITS
         if self.has_rgb:
             d = self._h5.create_dataset("rgb", shape=(n, h, w, 3), dtype=np.uint8,
-                                        chunks=(1, h, w, 3) if n else None, **comp)
+                                        chunks=(1, h, w, 3) if n else None, **comp, **check)
             d.attrs["channels"] = list(RGB_CHANNELS)
             d.attrs["pixel_scale_arcsec"] = float(self.pixel_scale_arcsec)
             for k, v in self.rgb_attrs.items():
                 d.attrs[k] = v
-        self._h5.create_dataset("ids", data=self.catalog["id"].to_numpy(np.int64))
+        self._h5.create_dataset("ids", data=self.catalog["id"].to_numpy(np.int64), **check)
         if self.png:
             (self._tmp / CUTOUT_DIR).mkdir()
         return self
@@ -352,6 +363,8 @@ class ImageSetWriter:
             (self._tmp / "config.toml").write_text(dumps_toml(self.config))
         for name, text in self.extra_files.items():
             (self._tmp / name).write_text(text)
+        # the small files; the HDF5 file checks itself (Fletcher-32 chunks, checksummed metadata)
+        write_checksums(self._tmp, [n for n in (CATALOG_FILE, META_FILE, "config.toml") if (self._tmp / n).exists()])
 
 
 def write_image_set(path: str | os.PathLike, catalog: pd.DataFrame, images: np.ndarray | None = None,

@@ -9,7 +9,6 @@ broken table fails early with an `InputError` that names the column, instead of 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +19,10 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..io import dumps_json, read_table, table_format, write_table_atomic
+from ..io import dumps_json, read_json, read_table, table_format, write_table_atomic
 from ..outputs import replace_output
+from ..photometry.magnitudes import (MagnitudeRange, as_range, check_magnitude_errors, check_magnitudes,
+                                     magnitude_matrix)
 
 SPAXELS_FILE = "spaxels.parquet"
 GALAXIES_FILE = "galaxies.parquet"
@@ -132,7 +133,8 @@ class SEDTable:
 
     def validate(self, source: str = "SED table") -> "SEDTable":
         """Check the schema; raise `InputError` naming the first problem. Returns self."""
-        validate_spaxels(self.spaxels, self.bands, kind=self.kind, source=source)
+        validate_spaxels(self.spaxels, self.bands, kind=self.kind, source=source,
+                         mag_range=self.meta.get("mag_range"))
         if self.galaxies is not None:
             validate_galaxies(self.galaxies, source=source, strict=self.kind == "mock-ifu")
             missing = np.setdiff1d(self.spaxels["galaxy_id"].unique(), self.galaxies["galaxy_id"].to_numpy())
@@ -166,12 +168,15 @@ def _check_int(df: pd.DataFrame, col: str, source: str) -> None:
 
 
 def validate_spaxels(df: pd.DataFrame, bands: Sequence[str], kind: str = "user",
-                     source: str = "spaxel table") -> None:
+                     source: str = "spaxel table", mag_range: MagnitudeRange | Sequence[float] | None = None) -> None:
     """Check a spaxel DataFrame against the schema for `kind` and `bands`.
 
     Required: ``galaxy_id``/``spaxel_id`` (integers, unique pairs), ``mag_<band>`` and
-    ``magerr_<band>`` for every band (finite; errors > 0), plus the geometry/label/truth columns
-    that `kind` requires. Any of the known numeric columns that are present must be finite.
+    ``magerr_<band>`` for every band (numeric, finite; magnitudes inside `mag_range`, default
+    `photopop.photometry.magnitudes.DEFAULT_RANGE`, so sentinels such as 99 are refused; errors
+    > 0, or >= 0 for mock tables, whose noise-free variant has zero errors), plus the
+    geometry/label/truth columns that `kind` requires. Any of the known numeric columns that are
+    present must be finite.
     """
     if kind not in KINDS:
         raise InputError(f"{source}: unknown table kind {kind!r}; expected one of {KINDS}")
@@ -198,10 +203,15 @@ def validate_spaxels(df: pd.DataFrame, bands: Sequence[str], kind: str = "user",
                          f"({int(first['galaxy_id'])}, {int(first['spaxel_id'])})")
     known = (mag_columns(bands) + mag_columns(bands, "magerr") + mag_columns(bands, "magtrue")
              + list(GEOMETRY_COLUMNS) + list(LABEL_COLUMNS) + list(TRUTH_COLUMNS))
+    for prefix in ("mag", "magerr", "magtrue"):
+        cols = [c for c in mag_columns(bands, prefix) if c in df.columns]
+        magnitude_matrix(df, cols, source)  # numeric, not boolean
     _check_finite(df, [c for c in known if c in df.columns], source)
-    for col in mag_columns(bands, "magerr"):
-        if (df[col].to_numpy(dtype=np.float64) < 0).any():
-            raise InputError(f"{source}: column {col!r} has negative magnitude errors")
+    for prefix in ("mag", "magtrue"):
+        cols = [c for c in mag_columns(bands, prefix) if c in df.columns]
+        check_magnitudes(magnitude_matrix(df, cols, source), cols, source, mag_range)
+    errs = mag_columns(bands, "magerr")
+    check_magnitude_errors(magnitude_matrix(df, errs, source), errs, source, allow_zero=kind == "mock-ifu")
     if "r_re" in df.columns and (df["r_re"].to_numpy(dtype=np.float64) < 0).any():
         raise InputError(f"{source}: column 'r_re' has negative radii")
 
@@ -260,13 +270,16 @@ def write_sed_table(table: SEDTable, path: str | os.PathLike, *, overwrite: bool
 
 
 def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequence[str] | None = None,
-                   filter_system: str | None = None) -> SEDTable:
+                   filter_system: str | None = None,
+                   mag_range: MagnitudeRange | Sequence[float] | None = None) -> SEDTable:
     """Read and validate an SED table.
 
     `path` is either a folder written by `write_sed_table` (or by hand: ``spaxels.parquet`` plus
     optional ``galaxies.parquet`` and ``meta.json``), or a single CSV/Parquet/FITS file holding the
     spaxel rows of user data (bands then come from its ``mag_<band>`` columns unless given).
-    `kind`, `bands`, `filter_system` override what ``meta.json`` says (e.g. to read a subset of bands).
+    `kind`, `bands`, `filter_system` override what ``meta.json`` says (e.g. to read a subset of bands);
+    `mag_range` (lo, hi) overrides its ``mag_range``, the accepted magnitudes (default -10 .. 40 AB):
+    models trained on the table record it and mask values outside it when they predict.
     """
     path = Path(path)
     if not path.exists():
@@ -279,10 +292,7 @@ def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequ
         if (path / GALAXIES_FILE).exists():
             galaxies = read_table(path / GALAXIES_FILE)
         if (path / META_FILE).exists():
-            try:
-                meta = json.loads((path / META_FILE).read_text())
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path / META_FILE}: not valid JSON ({exc})") from exc
+            meta = read_json(path / META_FILE)
             if not isinstance(meta, dict):
                 raise InputError(f"{path / META_FILE}: expected a JSON object")
         if (path / CONFIG_FILE).exists():
@@ -302,6 +312,9 @@ def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequ
         meta["kind"] = kind
     if filter_system is not None:
         meta["filter_system"] = filter_system
+    if mag_range is not None:
+        rng = as_range(mag_range)
+        meta["mag_range"] = [rng.lo, rng.hi]
     if bands is not None:
         meta["bands"] = list(bands)
     elif not meta.get("bands"):

@@ -378,7 +378,8 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
                     rep = _predict_layout(predictor, lay, order, Path(out_dir) / name, int(chunk_rows), on_nan,
                                           time.perf_counter())
                     manifest.add({"name": name, "input": i, "chunk": 0, "start": 0, "rows": rep.n_pixels,
-                                  "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs})
+                                  "nan_rows": rep.n_nan_pixels, "shape": list(rep.shape), "wcs": rep.has_wcs,
+                                  "sha256": stream.file_sha256(Path(out_dir) / name)})
                     report.n_parts_written += 1
                     report.n_rows_predicted += rep.n_pixels
                 if bar is not None:

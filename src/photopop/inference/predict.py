@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, MismatchError
-from ..io import read_json
+from ..models.folder_checks import read_meta
+from ..photometry.magnitudes import describe_implausible, magnitude_matrix, mask_implausible
 from ..validate import positive_int
 from . import stream
 
@@ -86,6 +87,11 @@ class SEDPredictor:
         return list(self.model.targets)
 
     @property
+    def mag_range(self) -> Any:
+        """The magnitude range the model was trained with (values outside are masked before it sees them)."""
+        return self.model.mag_range
+
+    @property
     def handles_nan(self) -> bool:
         """True only for models trained to mask missing bands (meta ``nan_policy`` 'mask')."""
         return self.model.meta.get("nan_policy") == "mask"
@@ -123,7 +129,7 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder")
-    meta = read_json(path / "meta.json", missing="not a model folder (no meta.json)")
+    meta = read_meta(path)
     kind = model_kind(meta)
     if kind == "image":
         raise InputError(f"{path}: an image model (input_kind 'image'); `photopop predict` applies models that "
@@ -180,7 +186,8 @@ def folder_hash(path: str | Path) -> str:
 
 
 #: meta.json entries that change what a SED model predicts (the rest is provenance)
-PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy", "loss", "sigma_scale")
+PREDICTION_META = ("bands", "filter_system", "targets", "input_kind", "ref_band", "nan_policy", "loss", "sigma_scale",
+                   "mag_range")
 
 
 def saved_model_hash(model: Any) -> str:
@@ -228,11 +235,14 @@ def output_columns(predictor: Any) -> list[str]:
 
 def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
                   what: str = "input") -> tuple[pd.DataFrame, int]:
-    """Predictions (RangeIndex, one row per row of `df`) and the number of rows with non-finite bands.
+    """Predictions (RangeIndex, one row per row of `df`) and the number of rows with a missing band.
 
-    Rows with a NaN/inf magnitude in any model band get NaN predictions (``on_nan='nan'``) or raise
-    InputError (``'refuse'``), unless the predictor ``handles_nan`` itself. Vectorised: the model
-    sees all finite rows of the chunk in one call.
+    A band is missing when its magnitude is NaN or implausible (inf, a sentinel such as 99, or
+    outside the model's ``mag_range``, default -10 .. 40 AB; see `photopop.photometry.magnitudes`):
+    implausible values are masked to NaN first, so they are counted with the NaN rows. Rows with a
+    missing band get NaN predictions (``on_nan='nan'``) or raise InputError (``'refuse'``), unless
+    the predictor ``handles_nan`` itself (then it sees NaN for the masked bands). Non-numeric
+    magnitude columns raise InputError. Vectorised: the model sees all complete rows in one call.
     """
     if on_nan not in ON_NAN:
         raise InputError(f"on_nan must be one of {list(ON_NAN)}, got {on_nan!r}")
@@ -240,18 +250,22 @@ def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputError(f"{what}: missing magnitude column(s) {missing}")
-    frame = df[cols].reset_index(drop=True)
+    raw = magnitude_matrix(df, cols, what)
+    mags, n_implausible = mask_implausible(raw, getattr(predictor, "mag_range", None))
+    frame = pd.DataFrame(mags, columns=cols)
     n = len(frame)
-    ok = np.isfinite(frame.to_numpy(dtype=np.float64)).all(axis=1)
+    ok = np.isfinite(mags).all(axis=1)
     n_bad = int(n - ok.sum())
     if n_bad == 0 or getattr(predictor, "handles_nan", False):
         pred = predictor.predict_frame(frame)
         _check_output(predictor, pred, n, what)
         return pred.reset_index(drop=True), n_bad
     if on_nan == "refuse":
-        bad_bands = [b for b, c in zip(predictor.bands, cols) if not np.isfinite(frame[c].to_numpy(float)).all()]
-        raise InputError(f"{what}: {n_bad} row(s) have NaN/inf magnitudes (band(s) {bad_bands}); "
-                         "use on_nan='nan' (--on-nan nan) to write NaN predictions for them")
+        bad_bands = [b for j, b in enumerate(predictor.bands) if not np.isfinite(mags[:, j]).all()]
+        why = (f" ({describe_implausible(raw, cols, getattr(predictor, 'mag_range', None))})"
+               if n_implausible else "")
+        raise InputError(f"{what}: {n_bad} row(s) have NaN/inf or implausible magnitudes (band(s) {bad_bands})"
+                         f"{why}; use on_nan='nan' (--on-nan nan) to write NaN predictions for them")
     sub = predictor.predict_frame(frame.loc[ok].reset_index(drop=True))
     _check_output(predictor, sub, int(ok.sum()), what)
     values = np.full((n, sub.shape[1]), np.nan, dtype=np.float64)
@@ -308,7 +322,8 @@ class PredictReport:
         what = "maps" if self.kind == "cubes" else "parts"
         speed = (f"{self.rows_per_s:,.0f} rows/s" if self.n_rows_predicted else "nothing left to predict")
         return (f"{self.n_rows} rows in {self.n_parts} {what} ({self.n_parts_written} written, "
-                f"{self.n_parts_skipped} already done), {self.n_nan_rows} rows with NaN bands -> NaN predictions; "
+                f"{self.n_parts_skipped} already done), {self.n_nan_rows} rows with missing or implausible "
+                f"magnitudes -> NaN predictions; "
                 f"{speed}")
 
 
@@ -339,10 +354,10 @@ def process_chunk(predictor: Any, job: ChunkJob, frame: pd.DataFrame | None = No
     ids = stream.check_chunk_ids(frame, job.id_columns, what, job.start)
     pred, n_nan = predict_chunk(predictor, frame, job.on_nan, what)
     out = pd.concat([ids, stream.row_columns(job.source.index, job.start, len(frame)), pred], axis=1)
-    stream.write_part(out, Path(job.out_dir) / job.name, {"photopop_model_hash": job.model_hash,
-                                                           "photopop_input": job.source.path})
+    digest = stream.write_part(out, Path(job.out_dir) / job.name, {"photopop_model_hash": job.model_hash,
+                                                                    "photopop_input": job.source.path})
     return {"name": job.name, "input": job.source.index, "chunk": job.chunk, "start": job.start,
-            "rows": len(frame), "nan_rows": n_nan}
+            "rows": len(frame), "nan_rows": n_nan, "sha256": digest}
 
 
 def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_dir: str | Path, *,

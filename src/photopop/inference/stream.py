@@ -27,7 +27,8 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..io import dumps_json, table_format, write_table_atomic, write_text_atomic
+from ..io import (check_csv_complete, dumps_json, table_format, verify_parquet_footer, write_table_atomic,
+                  write_text_atomic)
 
 MAG_PREFIX = "mag_"
 ROW_COLUMNS = ("input_index", "row_index")
@@ -160,7 +161,8 @@ def inspect_file(path: Path, index: int, declared_system: str | None = None,
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, page_checksum_verification=True)
+            verify_parquet_footer(path, pf)
             columns = tuple(pf.schema_arrow.names)
             n_rows: int | None = pf.metadata.num_rows
             meta = pf.schema_arrow.metadata or {}
@@ -215,6 +217,7 @@ def _inspect_csv(path: Path) -> tuple[str, ...]:
         raise InputError(f"{path}: empty CSV file")
     if b"\0" in head:
         raise InputError(f"{path}: not a text CSV file (binary content)")
+    check_csv_complete(path)
     return tuple(str(c) for c in pd.read_csv(path, nrows=2).columns)
 
 
@@ -238,7 +241,8 @@ class _ParquetReader:
         self.path = path
         # no pre-buffering (it reads whole row groups ahead) and a buffered stream (pages are read
         # as needed, not whole column chunks): memory then does not grow with the row-group size
-        self.pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        self.pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES,
+                                 page_checksum_verification=True)  # pages written with CRCs are verified
         md = self.pf.metadata
         sizes = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
         self.rg_start = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
@@ -431,9 +435,31 @@ def row_columns(input_index: int, start: int, n: int) -> pd.DataFrame:
                          "row_index": np.arange(start, start + n, dtype=np.int64)})
 
 
-def write_part(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> None:
-    """Write one part file atomically (temporary file in the same folder, then os.replace)."""
+def write_part(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = None) -> str:
+    """Write one part file atomically (temporary file in the same folder, then os.replace); returns its
+    sha256, which the manifest records so that a resumed run re-verifies the part."""
     write_table_atomic(df, path, metadata)
+    return file_sha256(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file's bytes (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _intact(path: Path, record: dict[str, Any]) -> bool:
+    """True if a listed part file exists and still has the sha256 the manifest recorded (records
+    written before hashes were kept are trusted as before)."""
+    if not path.is_file():
+        return False
+    want = record.get("sha256")
+    return want is None or file_sha256(path) == want
 
 
 # -- the manifest ----------------------------------------------------------------------------------------
@@ -492,7 +518,11 @@ class Manifest:
                 if diff:
                     raise MismatchError(f"{out}: holds the output of another run ({diff}); pass overwrite "
                                         "(--overwrite) to replace it, or choose another output folder")
-                parts = {n: r for n, r in old.get("parts", {}).items() if (out / n).exists()}
+                listed = old.get("parts", {})
+                parts = {n: r for n, r in listed.items() if _intact(out / n, r)}
+                for n in set(listed) - set(parts):  # truncated or modified since written: redo it
+                    if PART_RE.match(n):
+                        (out / n).unlink(missing_ok=True)
                 chunks = {int(k): int(v) for k, v in old.get("chunks", {}).items()}
             elif has_outputs:
                 raise InputError(f"{out}: has output files but no {MANIFEST}; pass overwrite (--overwrite) "
@@ -598,7 +628,7 @@ def check_unique_ids(out_dir: Path, part_names: Sequence[str], id_columns: Seque
     for bucket in range(n_buckets):
         frames = []
         for p in paths:
-            df = pq.read_table(p, columns=ids + list(ROW_COLUMNS)).to_pandas()
+            df = pq.read_table(p, columns=ids + list(ROW_COLUMNS), page_checksum_verification=True).to_pandas()
             if n_buckets > 1:
                 h = pd.util.hash_pandas_object(df[ids], index=False).to_numpy()
                 df = df[h % np.uint64(n_buckets) == bucket]

@@ -25,8 +25,9 @@ import torch
 
 from .. import __version__
 from ..errors import InputError
-from ..io import dumps_json, read_json
+from ..io import dumps_json
 from ..outputs import replace_output
+from .folder_checks import read_meta, verify_checksums, write_checksums
 from .saved import SavedSEDModel, SigmaScaled, check_bands, extract_magnitudes, prediction_frame
 
 ENSEMBLE_KIND = "sed-ensemble"
@@ -108,6 +109,7 @@ class SEDEnsemble(SigmaScaled):
             for k, m in enumerate(self.members):
                 m.save(tmp / "members" / str(k))
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
+            write_checksums(tmp)
         return path
 
     @classmethod
@@ -115,10 +117,16 @@ class SEDEnsemble(SigmaScaled):
         """Read an ensemble folder; InputError naming what is missing or inconsistent."""
         path = Path(path)
         meta_file = path / "meta.json"
-        meta = read_json(meta_file, missing="not an ensemble folder (no meta.json)")
+        verify_checksums(path, ["meta.json"])
+        meta = read_meta(path, missing="not an ensemble folder (no meta.json)")
         if meta.get("kind") != ENSEMBLE_KIND:
             raise InputError(f"{meta_file}: kind is {meta.get('kind')!r}, not {ENSEMBLE_KIND!r}")
-        n = int(meta.get("n_members", 0))
+        n = meta.get("n_members", 0)
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise InputError(f"{meta_file}: 'n_members' must be an integer, got {n!r}")
+        for key in ("bands", "targets"):
+            if meta.get(key) is not None and not isinstance(meta[key], list):
+                raise InputError(f"{meta_file}: {key!r} must be a list, got {meta[key]!r}")
         dirs = [path / "members" / str(k) for k in range(n)]
         missing = [str(d) for d in dirs if not d.is_dir()]
         if n < 1 or missing:

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import tempfile
 import tomllib
@@ -74,6 +73,7 @@ from ..errors import InputError, MismatchError
 from ..io import dumps_json, torch_save
 from ..outputs import replace_output
 from .augment import N_D4, block_rebin, d4_stack, tta_mean
+from .folder_checks import read_meta, verify_checksums, write_checksums
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
@@ -658,6 +658,7 @@ class ImageRegressor(nn.Module):
             (tmp / "config.toml").write_text(tomli_w.dumps(config))
             (tmp / "normalisation.json").write_text(dumps_json(self.normalisation()) + "\n")
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
+            write_checksums(tmp)
         return path
 
     @classmethod
@@ -669,11 +670,12 @@ class ImageRegressor(nn.Module):
         missing = [n for n in MODEL_FILES if not (path / n).exists()]
         if missing:
             raise InputError(f"{path}: not a complete image model folder, missing {missing}")
+        verify_checksums(path, list(MODEL_FILES))
         try:
             config = tomllib.loads((path / "config.toml").read_text())
-            meta = json.loads((path / "meta.json").read_text())
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read model files ({exc})") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"{path}/config.toml: cannot read ({exc})") from exc
+        meta = read_meta(path)
         if meta.get("input_kind") != "image":
             raise MismatchError(f"{path}: not an image model (input_kind={meta.get('input_kind')!r})")
         arch = from_dict(ImageModelConfig, config.get("architecture", {}))
@@ -684,6 +686,8 @@ class ImageRegressor(nn.Module):
                         pixel_kind=meta.get("pixel_kind", "flux"), loss=meta.get("loss", "rmse"))
         except KeyError as exc:
             raise InputError(f"{path}/meta.json lacks {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}/meta.json: ill-typed entries ({exc})") from exc
         try:
             state = torch.load(path / "model.pt", map_location=map_location, weights_only=True)
             model.load_state_dict(state)

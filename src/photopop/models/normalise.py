@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..photometry.magnitudes import MagnitudeRange, check_magnitudes
 
 INPUT_KINDS = ("mag", "colour", "flux")
 
@@ -53,12 +54,19 @@ def resolve_ref_band(bands: Sequence[str], ref_band: str | None) -> str:
 
 
 def make_features(mags: np.ndarray, bands: Sequence[str], kind: str = "mag",
-                  ref_band: str | None = None) -> np.ndarray:
-    """Features (n_rows, n_features) from magnitudes (n_rows, n_bands), vectorised over rows."""
+                  ref_band: str | None = None,
+                  mag_range: MagnitudeRange | Sequence[float] | None = None) -> np.ndarray:
+    """Features (n_rows, n_features) from magnitudes (n_rows, n_bands), vectorised over rows.
+
+    Every magnitude on its way into a network (training and prediction) passes here: values outside
+    `mag_range` (default -10 .. 40 AB), +-inf and sentinels such as 99 raise InputError (NaN passes:
+    it means a missing band, which only 'mask' models accept; their callers check).
+    """
     check_kind(kind)
     mags = np.asarray(mags, dtype=np.float64)
     if mags.ndim != 2 or mags.shape[1] != len(bands):
         raise InputError(f"magnitudes must be (n_rows, {len(bands)}); got shape {mags.shape}")
+    check_magnitudes(mags, [f"mag_{b}" for b in bands], "magnitudes", mag_range)
     if kind == "mag":
         return mags.copy()
     if kind == "colour":

@@ -23,7 +23,7 @@ Prediction checks the input bands and filter system against ``meta.json`` and ra
 from __future__ import annotations
 
 import hashlib
-import json
+import pickle
 import tomllib
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +37,8 @@ from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
 from ..io import dumps_json, read_json, torch_save
 from ..outputs import replace_output
+from ..photometry.magnitudes import magnitude_matrix
+from .folder_checks import check_normalisation, check_sed_meta, read_meta, verify_checksums, write_checksums
 from .normalise import Standardiser, make_features
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
@@ -117,8 +119,11 @@ def extract_magnitudes(data: Any, bands: Sequence[str] | None = None,
         missing = [c for c in cols if c not in data.columns]
         if missing:
             raise InputError(f"table lacks magnitude column(s) {missing}")
-        return data[cols].to_numpy(dtype=np.float64), bands, filter_system, data.index
-    arr = np.asarray(data, dtype=np.float64)
+        return magnitude_matrix(data, cols, "table"), bands, filter_system, data.index
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"magnitudes must be numbers ({exc})") from exc
     if bands is None:
         raise InputError("an array of magnitudes needs `bands=` naming its columns")
     bands = list(bands)
@@ -145,6 +150,13 @@ class SigmaScaled:
     def filter_system(self) -> str | None:
         return self.meta.get("filter_system")
 
+
+    @property
+    def mag_range(self) -> Any:
+        """The (lo, hi) magnitude range the model was trained with (meta ``mag_range``; None: the default)."""
+        members = getattr(self, "members", None)
+        meta = members[0].meta if members else self.meta
+        return meta.get("mag_range")
 
     @property
     def sigma_scale(self) -> np.ndarray:
@@ -201,12 +213,12 @@ class SavedSEDModel(SigmaScaled):
             if np.isinf(mags).any():
                 raise InputError("input: infinite magnitudes; use NaN for missing bands")
             x = self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
-                                                        self.meta.get("ref_band")))
+                                                        self.meta.get("ref_band"), self.mag_range))
             present = np.isfinite(x)
             return np.stack([np.where(present, x, 0.0), present.astype(np.float64)], axis=1)
         check_finite(mags, self.bands)
         return self.input_norm.transform(make_features(mags, self.bands, self.meta["input_kind"],
-                                                       self.meta.get("ref_band")))
+                                                       self.meta.get("ref_band"), self.mag_range))
 
     def predict_with_sigma(self, mags: np.ndarray, batch_size: int = 4096, device: str | torch.device = "cpu",
                            num_threads: int | None = None, calibrated: bool = True
@@ -276,6 +288,7 @@ class SavedSEDModel(SigmaScaled):
             (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
             for name, text in (extra_files or {}).items():
                 (tmp / name).write_text(text)
+            write_checksums(tmp)
         return path
 
     @classmethod
@@ -288,23 +301,38 @@ class SavedSEDModel(SigmaScaled):
         missing = [n for n, p in files.items() if not p.exists()]
         if missing:
             raise InputError(f"{path}: not a complete model folder, missing {missing}")
+        verify_checksums(path, list(files))
         try:
             config = tomllib.loads(files["config.toml"].read_text())
-            norm = json.loads(files["normalisation.json"].read_text())
-            meta = json.loads(files["meta.json"].read_text())
-        except Exception as exc:
-            raise InputError(f"{path}: cannot read model files ({exc})") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise InputError(f"{files['config.toml']}: cannot read ({exc})") from exc
+        meta = read_meta(path)
+        check_sed_meta(meta, files["meta.json"])
+        norm = read_json(files["normalisation.json"])
+        check_normalisation(norm, meta, files["normalisation.json"])
+        if not isinstance(config.get("architecture", {}), dict):
+            raise InputError(f"{files['config.toml']}: [architecture] must be a table")
         arch = from_dict(SEDCNNConfig, config.pop("architecture", {}))
         try:
             n_inputs = int(config.pop("n_inputs"))
             n_outputs = int(config.pop("n_outputs"))
         except KeyError as exc:
             raise InputError(f"{files['config.toml']}: lacks {exc}") from exc
-        network = SEDCNN(n_inputs, n_outputs, arch)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{files['config.toml']}: n_inputs/n_outputs must be integers ({exc})") from exc
+        n_features = len(norm["input"]["names"])
+        if n_inputs != n_features:
+            raise InputError(f"{files['config.toml']}: n_inputs = {n_inputs}, but the normalisation has "
+                             f"{n_features} features")
+        try:
+            network = SEDCNN(n_inputs, n_outputs, arch)
+        except (InputError, ValueError, RuntimeError) as exc:
+            raise InputError(f"{files['config.toml']}: cannot build the network ({exc})") from exc
         try:
             state = torch.load(files["model.pt"], map_location="cpu", weights_only=True)
             network.load_state_dict(state)
-        except Exception as exc:
+        except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError,
+                pickle.UnpicklingError) as exc:
             raise InputError(f"{files['model.pt']}: cannot load weights ({exc})") from exc
         network.eval()
         return cls(network, Standardiser.from_dict(norm["input"]), Standardiser.from_dict(norm["target"]),
@@ -368,8 +396,7 @@ def load_sed_model(path: str | Path) -> Any:
     ``predict_array``, ``bands``, ``targets``, ``filter_system`` and ``meta``.
     """
     path = Path(path)
-    meta_file = path / "meta.json"
-    kind = read_json(meta_file).get("kind") if meta_file.exists() else None
+    kind = read_meta(path).get("kind") if (path / "meta.json").exists() else None
     if kind == "sed-ensemble":
         from .ensemble import SEDEnsemble
 

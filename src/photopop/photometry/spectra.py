@@ -15,7 +15,7 @@ import numpy as np
 from astropy import units as u
 
 from ..errors import InputError
-from ..io import table_format
+from ..io import check_csv_complete, open_fits, read_errors, table_format
 
 __all__ = ["Spectrum", "read_spectrum", "SDSS_FLUX_UNIT"]
 
@@ -77,7 +77,7 @@ def _column_unit(file_unit: Any, arg_unit: Any, path: Path, column: str) -> u.Un
 def _is_sdss(path: Path) -> bool:
     from astropy.io import fits
 
-    with fits.open(path, memmap=False) as hdul:
+    with open_fits(path, "spectrum") as hdul:
         if len(hdul) < 2 or not isinstance(hdul[1], fits.BinTableHDU):
             return False
         names = {n.lower() for n in hdul[1].columns.names}
@@ -87,7 +87,7 @@ def _is_sdss(path: Path) -> bool:
 def _read_sdss(path: Path) -> Spectrum:
     from astropy.io import fits
 
-    with fits.open(path, memmap=False) as hdul:
+    with open_fits(path, "spectrum") as hdul:
         coadd = hdul[1].data
         names = {n.lower(): n for n in hdul[1].columns.names}
         loglam = np.asarray(coadd[names["loglam"]], dtype=float)
@@ -139,7 +139,8 @@ def _read_table(path: Path, *, fmt: str, wavelength_column: str | None, flux_col
     if fmt == "fits":
         from astropy.table import Table
 
-        tab = Table.read(path, hdu=hdu if hdu is not None else 1, format="fits")
+        with open_fits(path, "spectrum") as hdul:
+            tab = Table.read(hdul, hdu=hdu if hdu is not None else 1, format="fits")
         columns = list(tab.colnames)
         data = {c: np.asarray(tab[c]) for c in columns if tab[c].ndim == 1}
         units = {c: tab[c].unit for c in columns}
@@ -147,7 +148,9 @@ def _read_table(path: Path, *, fmt: str, wavelength_column: str | None, flux_col
     else:
         import pandas as pd
 
-        df = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        if fmt == "csv":
+            check_csv_complete(path)
+        df = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path, page_checksum_verification=True)
         columns = list(df.columns)
         data = {c: df[c].to_numpy() for c in columns}
         meta = {}
@@ -233,5 +236,5 @@ def read_spectrum(path: str | os.PathLike, *, wavelength_column: str | None = No
                            wave_unit=wave_unit, flux_unit=flux_unit, hdu=hdu)
     except InputError:
         raise
-    except Exception as exc:  # corrupt or unreadable file
+    except read_errors() as exc:  # corrupt or unreadable file
         raise InputError(f"{path}: cannot read spectrum ({type(exc).__name__}: {exc})") from exc

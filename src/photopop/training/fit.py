@@ -38,6 +38,7 @@ from ..io import dumps_json
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
 from ..models.saved import SavedSEDModel, check_finite, extract_magnitudes, table_hash
 from ..models.sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
+from ..photometry.magnitudes import as_range
 from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint, settings_fingerprint
 from .device import resolve_device
 
@@ -509,7 +510,10 @@ class SEDRegressor:
         fit_idx, vidx = self._split(len(mags), galaxy_ids, val_idx)
 
         ref = cfg.ref_band or None
-        feats = make_features(mags, bands_l, cfg.input_kind, ref)
+        # the magnitude range of an SED table (meta 'mag_range', default -10..40 AB) travels with the model
+        table_meta = getattr(data, "meta", None)
+        mag_range = as_range(table_meta.get("mag_range") if isinstance(table_meta, dict) else None)
+        feats = make_features(mags, bands_l, cfg.input_kind, ref, mag_range)
         fnames = feature_names(bands_l, cfg.input_kind, ref)
         in_norm = _fit_nan_standardiser(feats[fit_idx], fnames) if mask_mode else Standardiser.fit(feats[fit_idx], fnames)
         tg_norm = Standardiser.fit(yarr[fit_idx], targets)
@@ -535,6 +539,7 @@ class SEDRegressor:
         meta = {"bands": bands_l, "filter_system": system, "targets": targets, "input_kind": cfg.input_kind,
                 "ref_band": resolve_ref_band(bands_l, ref) if cfg.input_kind == "colour" else None,
                 "nan_policy": cfg.nan_policy, "loss": cfg.train.loss, "photopop_version": __version__,
+                "mag_range": [mag_range.lo, mag_range.hi],
                 "train_table_hash": table_hash(mags, yarr),
                 "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size),
                 "best_epoch": self.result_.best_epoch, "best_val_loss": self.result_.best_val_loss,
