@@ -289,3 +289,15 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
             "photopop_version": __version__, "source": str(path), "layout": kind, "flux_unit": unit,
             "dropped": dropped, "n_input": int(ids.size)}
     return SEDTable(spaxels, galaxies, meta).validate(source=str(path))
+
+
+def cube_wavelength(cube_path: str | os.PathLike, layout: str = "auto") -> np.ndarray:
+    """The wavelength axis (A) of a CALIFA or MaNGA cube, read from its headers / WAVE extension only."""
+    path = Path(cube_path)
+    with _open(path) as hdul:
+        kind = _cube_layout(hdul) if layout == "auto" else layout
+        if kind == "califa":
+            return _linear_wavelength(hdul[0].header, int(hdul[0].header.get("NAXIS3", 0)), path)
+        if kind == "manga":
+            return np.asarray(hdul["WAVE"].data, dtype=np.float64)
+    raise InputError(f"layout must be 'auto', 'califa' or 'manga', got {layout!r}")
