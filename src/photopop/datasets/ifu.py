@@ -244,7 +244,8 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
     phot = synth_photometry(wave, np.where(rows_bad, np.nan, rows_flux), fsys, wave_unit="Angstrom",
                             flux_unit=unit, flux_err=None if rows_err is None else np.where(rows_bad, np.nan, rows_err),
                             ivar=None if rows_ivar is None else np.where(rows_bad, 0.0, rows_ivar), mask=rows_bad,
-                            coverage_tolerance=max(bad_pixel_max, 0.01))
+                            coverage_tolerance=max(bad_pixel_max, 0.01),
+                            max_interpolated=min(max(bad_pixel_max, 0.01), 0.99))
     mag = np.atleast_2d(phot.mag_ab)
     magerr = np.atleast_2d(phot.mag_err) if phot.mag_err is not None else np.zeros_like(mag)
 
