@@ -167,3 +167,14 @@ def test_bands_command(tmp_path, capsys):
     assert main(["bands", "--filters", "sdss"]) == 0 and "6177" in capsys.readouterr().out
     assert main(["bands", "--covered-by", str(tmp_path / "nope.fits"), "--filters", "sdss"]) == 2
     assert main(["bands", "--covered-by", str(csv), "--filters", "sdss", "--redshift", "x"]) == 2
+
+
+def test_bands_covered_by_a_cube(tmp_path, capsys):
+    from astropy.io import fits
+
+    hdr = fits.Header()
+    hdr["CRVAL3"], hdr["CDELT3"], hdr["CRPIX3"] = 3745.0, 2.0, 1.0  # a V500-like cube: 3745-7543 A
+    fits.PrimaryHDU(np.ones((1900, 3, 3), np.float32), hdr).writeto(tmp_path / "cube.fits")
+    assert main(["bands", "--covered-by", str(tmp_path / "cube.fits"), "--filters", "jpas-califa", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "ifu-cube" and doc["covered"] == load_filter_system("jpas-califa").bands[1:]  # no J0378

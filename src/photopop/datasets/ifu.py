@@ -6,7 +6,8 @@
   CDELT3, CRPIX3 = 1 if absent; flux in 1e-16 erg/s/cm^2/A), extensions ERROR (same units) and BADPIX
   (non-zero = bad);
 * MaNGA LOGCUBE: extensions FLUX (1e-17 erg/s/cm^2/A/spaxel), WAVE (Angstrom, log-spaced), IVAR and MASK
-  (MANGA_DRP3PIXMASK bits; by default NOCOV, LOWCOV, DEADFIBER, FORESTAR and DONOTUSE mark bad pixels),
+  (MANGA_DRP3PIXMASK bits; by default NOCOV, DEADFIBER, FORESTAR and DONOTUSE mark bad pixels, as
+  `photopop.photometry.pixmask.MANGA_BAD`),
 
 plus per-spaxel label maps (2-D arrays or FITS images, e.g. the log_age and zh of a spectral fit), and returns
 an `SEDTable` of kind 'ifu-cube'. All spaxels go through one `synth_photometry` call (one matrix product),
@@ -31,10 +32,11 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError, MismatchError
 from ..evaluation.gradients import deprojected_radius
+from ..photometry.pixmask import MANGA_BAD, MANGA_DRP3PIXMASK
 from .sed_table import SEDTable
 
-#: MANGA_DRP3PIXMASK bits that make a pixel unusable: NOCOV, LOWCOV, DEADFIBER, FORESTAR, DONOTUSE
-MANGA_BAD_BITS = (0, 1, 2, 3, 10)
+#: MANGA_DRP3PIXMASK bits that make a pixel unusable (`photopop.photometry.pixmask.MANGA_BAD`)
+MANGA_BAD_BITS = tuple(MANGA_DRP3PIXMASK[name] for name in MANGA_BAD)
 CALIFA_FLUX_UNIT = "1e-16 erg / (s cm2 Angstrom)"
 MANGA_FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
 
