@@ -120,11 +120,13 @@ def test_spectrum_to_catalogue_to_predict_with_subset_systems(files, tmp_path, c
     covered = capsys.readouterr().out.strip().splitlines()[-1].split(",")
     assert covered == covered_by("jpas-califa", read_spectrum(f)).bands and "J0378" not in covered
     # a model trained on the default mock records 'jpas' (or 'jpas-califa') with a subset of the bands
+    cats = {}
+    for filters in ("jpas-califa", "jpas"):
+        cats[filters] = tmp_path / f"{filters}.parquet"
+        assert main(["photometry", f, str(files["NGC3522"]), "--filters", filters, "--out", str(cats[filters])]) == 0
     for system in ("jpas", "jpas-califa"):
         model = _model(tmp_path / f"m-{system}", covered, system)
-        for filters in ("jpas-califa", "jpas"):
-            cat = tmp_path / f"{system}-{filters}.parquet"
-            assert main(["photometry", f, str(files["NGC3522"]), "--filters", filters, "--out", str(cat)]) == 0
+        for filters, cat in cats.items():
             out = tmp_path / f"pred-{system}-{filters}"
             assert main(["predict", str(model), str(cat), "--out", str(out), "--id-columns", "id"]) == 0
             pred = pd.read_parquet(out)

@@ -185,7 +185,7 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
         raise InputError(f"{path}: wavelengths are not strictly increasing")
     bad = bad | ~np.isfinite(flux)
     if err is not None:
-        bad |= ~np.isfinite(err) | (err < 0)
+        bad |= ~np.isfinite(err) | (err <= 0)  # an error of 0 is no measurement
     nw, ny, nx = flux.shape
 
     fsys = load_filter_system(system)
