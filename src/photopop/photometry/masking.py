@@ -72,25 +72,34 @@ def fill_masked(values: np.ndarray, good: np.ndarray, wavelength_aa: np.ndarray)
     values, good: (n, n_wave). Returns ``filled`` (masked interior pixels replaced by the linear
     interpolation between the nearest good pixels on either side; masked edge pixels 0), ``interior``
     (masked pixels that were filled), ``edge`` (masked pixels before the first / after the last good
-    pixel), and for the interior pixels ``prev``, ``next`` (indices of the two good neighbours) and
-    ``frac`` (weight of the next pixel), so that errors can be propagated through the same weights.
+    pixel), and for the filled pixels (in the order of ``rows``, ``cols``) ``prev``, ``next`` (columns
+    of the two good neighbours) and ``frac`` (weight of the next pixel), so that errors can be
+    propagated through the same weights. Work is proportional to the number of masked pixels.
     """
     n, nw = values.shape
-    idx = np.arange(nw)
-    prev = np.maximum.accumulate(np.where(good, idx, -1), axis=1)
-    nxt = np.minimum.accumulate(np.where(good, idx, nw)[:, ::-1], axis=1)[:, ::-1]
-    interior = ~good & (prev >= 0) & (nxt < nw)
-    edge = ~good & ~interior
-    p = np.clip(prev, 0, nw - 1)
-    q = np.clip(nxt, 0, nw - 1)
     w = np.asarray(wavelength_aa, dtype=float)
-    span = w[q] - w[p]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(interior, (w[idx][None, :] - w[p]) / np.where(span > 0, span, 1.0), 0.0)
-    vp = np.take_along_axis(values, p, axis=1)
-    vq = np.take_along_axis(values, q, axis=1)
-    filled = np.where(good, values, np.where(interior, (1.0 - frac) * vp + frac * vq, 0.0))
-    return {"filled": filled, "interior": interior, "edge": edge, "prev": p, "next": q, "frac": frac}
+    good_flat = np.flatnonzero(good)  # sorted flat indices of good pixels
+    bad_flat = np.flatnonzero(~good)
+    k = np.searchsorted(good_flat, bad_flat)  # first good pixel after each bad one (flat order)
+    row = bad_flat // nw
+    has_next = k < good_flat.size
+    nxt = np.where(has_next, good_flat[np.minimum(k, good_flat.size - 1)], -1)
+    has_next &= (nxt // nw) == row
+    has_prev = k > 0
+    prv = np.where(has_prev, good_flat[np.maximum(k - 1, 0)], -1)
+    has_prev &= (prv // nw) == row
+    inner = has_prev & has_next
+    interior = np.zeros((n, nw), dtype=bool)
+    edge = np.zeros((n, nw), dtype=bool)
+    interior.flat[bad_flat[inner]] = True
+    edge.flat[bad_flat[~inner]] = True
+    flat_i, p, q = bad_flat[inner], prv[inner], nxt[inner]
+    cols, pc, qc = flat_i % nw, p % nw, q % nw
+    frac = (w[cols] - w[pc]) / (w[qc] - w[pc])
+    filled = np.where(good, values, 0.0)
+    filled.flat[flat_i] = (1.0 - frac) * values.flat[p] + frac * values.flat[q]
+    return {"filled": filled, "interior": interior, "edge": edge, "rows": flat_i // nw, "cols": cols,
+            "prev": pc, "next": qc, "frac": frac}
 
 
 def interpolation_variance(kernel: np.ndarray, sig2: np.ndarray, fill: dict[str, np.ndarray]) -> np.ndarray:
@@ -100,10 +109,23 @@ def interpolation_variance(kernel: np.ndarray, sig2: np.ndarray, fill: dict[str,
     from scipy import sparse
 
     n, nw = sig2.shape
-    r, i = np.nonzero(fill["interior"])
+    r, i, a = fill["rows"], fill["cols"], fill["frac"]
     out = np.zeros((n, kernel.shape[0]))
     if r.size == 0:
         return out
+    j = np.concatenate([fill["prev"], fill["next"]])
+    rr = np.concatenate([r, r])
+    ii = np.concatenate([i, i])
+    ww = np.concatenate([1.0 - a, a])
+    keys, inv = np.unique(rr * nw + j, return_inverse=True)
+    moved = sparse.csr_matrix((ww, (inv, ii)), shape=(keys.size, nw)) @ kernel.T  # (n_groups, n_bands)
+    rows, cols = keys // nw, keys % nw
+    k_j = kernel[:, cols].T
+    delta = (2.0 * k_j * moved + moved**2) * sig2[rows, cols][:, None]
+    # rows are sorted (keys are): sum the groups of each row with one reduceat
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    out[rows[starts]] = np.add.reduceat(delta, starts, axis=0)
+    return out
     a = fill["frac"][r, i]
     j = np.concatenate([fill["prev"][r, i], fill["next"][r, i]])
     rr = np.concatenate([r, r])
