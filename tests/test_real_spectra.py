@@ -92,6 +92,11 @@ def test_catalogue_round_trip(files, tmp_path):
             write_catalogue(cat, path, system)
         write_catalogue(cat, path, system, overwrite=True)
     assert sidecar_path(tmp_path / "cat.csv").is_file()
+    (tmp_path / "cat.csv").unlink()  # a sidecar left alone (a failed write) does not block the next run
+    write_catalogue(cat, tmp_path / "cat.csv", system)
+    sidecar_path(tmp_path / "other.csv").write_text("{}")
+    with pytest.raises(InputError, match="not photopop's"):
+        write_catalogue(cat, tmp_path / "other.csv", system)
     foreign = tmp_path / "notes.csv"
     foreign.write_text("a,b\n1,2\n")
     with pytest.raises(InputError, match="not a photometry catalogue"):

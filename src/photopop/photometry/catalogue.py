@@ -161,10 +161,18 @@ def write_catalogue(df: pd.DataFrame, path: str | os.PathLike, system: FilterSys
     fmt = table_format(path)
     if any(Path(p).resolve() == path.resolve() for p in inputs):
         raise InputError(f"{path}: is one of the input spectra; choose another --out")
-    if path.exists() or (fmt == "csv" and sidecar_path(path).exists()):
+    side = sidecar_path(path)
+    if fmt == "csv" and side.exists() and not path.exists():  # a sidecar left alone by a failed write
+        try:
+            ours = read_json(side).get("kind") == CATALOGUE_KIND
+        except (InputError, AttributeError):
+            ours = False
+        if not ours:
+            raise InputError(f"{side}: exists and is not photopop's catalogue metadata; not touched")
+    if path.exists():
         if path.is_dir():
             raise InputError(f"{path}: is a folder; --out must be a .parquet, .fits or .csv file")
-        prior = read_catalogue_meta(path) if path.exists() else None
+        prior = read_catalogue_meta(path)
         if not prior or prior.get("kind") != CATALOGUE_KIND:
             raise InputError(f"{path}: exists and is not a photometry catalogue photopop wrote; not touched")
         if not overwrite:
