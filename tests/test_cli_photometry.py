@@ -27,7 +27,7 @@ def test_text_output(sdss_file, capsys):
     assert list(rows) == ["u", "g", "r", "i", "z"]
     assert rows["u"][2] == "nan" and rows["u"][-1] == "none"
     assert float(rows["r"][2]) == pytest.approx(22.5, abs=1e-4) and rows["r"][-1] == "full"
-    assert float(rows["r"][4]) == pytest.approx(1.0, rel=1e-4) and rows["g"][-1] == "partial"
+    assert float(rows["r"][4]) == pytest.approx(1.0, rel=1e-4) and rows["g"][-1] == "interpolated"
 
 
 def test_json_output_two_files(sdss_file, tmp_path, capsys):
@@ -40,8 +40,8 @@ def test_json_output_two_files(sdss_file, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)  # strict JSON: NaN became null
     assert doc["filter_system"] == "jpas-califa" and len(doc["spectra"]) == 2
     first, second = doc["spectra"]
-    assert first["file"] == str(sdss_file) and len(first["bands"]) == 34
-    assert first["bands"]["uJPAS"]["mag_ab"] is None and first["bands"]["uJPAS"]["coverage"] == "none"
+    assert first["file"] == str(sdss_file) and len(first["bands"]) == 37 and "uJPAS" not in first["bands"]
+    assert first["bands"]["J0378"]["mag_ab"] is None and first["bands"]["J0378"]["coverage"] == "none"
     entry = first["bands"]["J0500"]
     assert set(entry) >= {"mag_ab", "flux_nmgy", "mag_err", "coverage"}
     assert entry["mag_ab"] == pytest.approx(22.5, abs=1e-4) and entry["coverage"] == "full"

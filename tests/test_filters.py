@@ -171,10 +171,17 @@ def test_selection_counts_and_paper_set():
     thirty_six = jpas.select(wavelength_range=rng, criterion="pivot", margin=50)
     assert len(thirty_six) == 36
     assert set(thirty_six.bands) == set(NARROW[:33]) | {"uJPAS", "gSDSS", "rSDSS"}
-    paper = jpas.select(wavelength_range=rng, criterion="pivot", margin=50, exclude=["J0660", "J0670"])
-    assert len(paper) == 34 and "J0660" not in paper and "J0670" not in paper
+    old = jpas.select(wavelength_range=rng, criterion="pivot", margin=50, exclude=["J0660", "J0670"])
+    assert len(old) == 34 and "uJPAS" in old  # the old reconstruction: uJPAS cannot come from CALIFA
+    # the paper's set as a CALIFA COMB spectrum (3700-7500 A observed) gives it: <= 1% uncovered, no H-alpha bands
+    comb = (3700, 7500)
+    paper = [b for b in jpas.bands if jpas[b].share_outside(*comb) <= 0.01 and b not in ("J0660", "J0670")]
+    assert paper == NARROW[:10] + ["gSDSS"] + NARROW[10:25] + ["rSDSS"] + NARROW[25:28] + NARROW[30:37]
+    assert len(paper) == 37 and "uJPAS" not in paper and "J0750" not in paper
+    assert jpas["J0378"].share_outside(*comb) < 0.01 and jpas["J0740"].share_outside(*comb) < 0.01
+    assert jpas["J0750"].share_outside(*comb) > 0.5
     for shortcut in (jpas_liew_cain_2021(), load_filter_system("jpas-califa")):
-        assert shortcut.bands == paper.bands and shortcut.name == "jpas-califa"
+        assert shortcut.bands == paper and shortcut.name == "jpas-califa"
     # the two bands that a 3700-7000 A spectrum cannot synthesise, as documented
     assert jpas["uJPAS"].share_outside(*rng) == pytest.approx(0.47, abs=0.01)
     assert jpas["J0700"].share_outside(*rng) == pytest.approx(0.56, abs=0.01)

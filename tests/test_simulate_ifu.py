@@ -98,8 +98,8 @@ def test_sample_and_grid():
 # -- the survey ---------------------------------------------------------------------------------------
 def test_tiny_survey_schema(tiny):
     s, g = tiny.spaxels, tiny.galaxies
-    assert tiny.kind == "mock-ifu" and tiny.filter_system == "jpas" and len(tiny.bands) == 34
-    assert "J0660" not in tiny.bands and "J0670" not in tiny.bands
+    assert tiny.kind == "mock-ifu" and tiny.filter_system == "jpas" and len(tiny.bands) == 37
+    assert "J0660" not in tiny.bands and "J0670" not in tiny.bands and "uJPAS" not in tiny.bands
     assert len(g) == 4 and set(s["galaxy_id"]) <= set(g["galaxy_id"])
     assert s["log_age_true"].between(7.5, 10.35).all() and s["zh_true"].between(-2.3, 0.7).all()
     # noise: observed minus true magnitudes scatter like the quoted errors
@@ -269,5 +269,5 @@ def test_other_ssp_library(tmp_path):
                     bc.mass_fraction, name="short")
     short.save(tmp_path / "short.npz")
     cfg.ssp_file = str(tmp_path / "short.npz")
-    with pytest.raises(InputError, match="uJPAS"):
+    with pytest.raises(InputError, match=r"J0378.*gSDSS"):
         simulate_ifu_survey(cfg)

@@ -72,8 +72,8 @@ def test_sdss_spec_file(tmp_path):
     assert spec.meta["plate"] == 266 and spec.meta["fiberid"] == 1 and spec.meta["class"] == "GALAXY"
     res = spec.photometry("sdss")
     # grid 3802-9204 A: u and z mostly outside; the 13 masked pixels (3890-3985 A) lie in g's blue wing
-    assert res.coverage.tolist() == ["none", "partial", "full", "full", "none"]
-    assert 0 < res.uncovered_fraction[1] < 0.01
+    assert res.coverage.tolist() == ["none", "interpolated", "full", "full", "none"]
+    assert 0 < res.interpolated_fraction[1] < 0.01 and res.uncovered_fraction[1] < 0.01
     # flat f_nu of 22.5 mag: 1 nmgy in g, r, i; the masked garbage is excluded
     np.testing.assert_allclose(res.mag_ab[1:4], 22.5, atol=1e-5)
     np.testing.assert_allclose(res.flux_nmgy[1:4], 1.0, rtol=1e-5)

@@ -135,23 +135,32 @@ def test_weight_matrix_is_cached():
     assert w1.matrix.shape == (5, WAVE.size)
 
 
-def test_masked_pixels_are_excluded_and_renormalised():
+def test_masked_pixels_are_interpolated_or_voided():
     flam = flat_fnu_flam(WAVE).value
-    flux = np.vstack([flam, flam, flam * (WAVE / 5000.0) ** 2])
+    flux = np.vstack([flam, flam, flam * (WAVE / 5000.0) ** 2, flam])
     mask = np.zeros(flux.shape, dtype=bool)
-    mask[0, (WAVE > 4400) & (WAVE < 4403)] = True  # 0.3% of box A: computed, flagged partial
-    mask[1, (WAVE > 4400) & (WAVE < 4600)] = True  # ~20% of box A: NaN
+    mask[0, (WAVE > 4400) & (WAVE < 4403)] = True  # 0.3% of box A: interpolated
+    mask[1, (WAVE > 4400) & (WAVE < 4600)] = True  # ~20% of box A (> 10%): NaN
     mask[2, (WAVE > 4400) & (WAVE < 4403)] = True
+    mask[3, WAVE < 4003] = True  # masked up to the band's blue edge: nothing to interpolate from -> uncovered
     flux[0, mask[0]] = np.nan  # masked pixels may hold anything
     r = synth_photometry(WAVE * u.AA, flux * FLAM_UNIT, BOXES, mask=mask)
-    assert r.coverage.tolist() == [["partial", "full"], ["none", "full"], ["partial", "full"]]
-    assert r.mag_ab[0, 0] == pytest.approx(0.0, abs=1e-9)  # exact for flat f_nu
+    assert r.coverage.tolist() == [["interpolated", "full"], ["none", "full"], ["interpolated", "full"],
+                                   ["partial", "full"]]
+    # linear interpolation of f_lambda ~ lambda^-2 over 3 A: error ~ f'' h^2 / 8 ~ 4e-7 of 0.3% of the band
+    assert r.mag_ab[0, 0] == pytest.approx(0.0, abs=1e-8)
+    assert r.mag_ab[3, 0] == pytest.approx(0.0, abs=1e-12)  # renormalised over the covered part: exact
     assert np.isnan(r.mag_ab[1, 0]) and r.mag_ab[1, 1] == pytest.approx(0.0, abs=1e-9)
     unmasked = synth_photometry(WAVE * u.AA, flux[2] * FLAM_UNIT, BOXES)
-    # renormalisation bias on a sloped spectrum stays below the masked share (0.3%) in flux
-    assert abs(r.flux_nmgy[2, 0] / unmasked.flux_nmgy[0] - 1) < 3e-3
+    assert abs(r.flux_nmgy[2, 0] / unmasked.flux_nmgy[0] - 1) < 1e-8
     # two 1-A pixels (each carries 1 A of the piecewise-linear spectrum) of int dlam/lam = ln(5/4)
-    assert r.uncovered_fraction[0, 0] == pytest.approx(2.0 / 4401.5 / np.log(1.25), rel=1e-3)
+    assert r.interpolated_fraction[0, 0] == pytest.approx(2.0 / 4401.5 / np.log(1.25), rel=1e-3)
+    assert r.uncovered_fraction[0, 0] == 0.0 and r.interpolated_fraction[3, 0] == 0.0
+    assert r.uncovered_fraction[3, 0] == pytest.approx(np.log(4002.5 / 4000) / np.log(1.25), rel=2e-3)
+    loose = synth_photometry(WAVE * u.AA, flux * FLAM_UNIT, BOXES, mask=mask, max_interpolated=0.25)
+    # chord error of lambda^-2 over the 200-A run: mean (2/3) * 6 h^2 / (8 lambda^2) ~ 1e-3, times its 20% share
+    chord = (2 / 3) * 6 * 200.0**2 / (8 * 4500.0**2) * 0.2 * 2.5 / np.log(10)
+    assert loose.coverage[1, 0] == "interpolated" and abs(loose.mag_ab[1, 0]) < 1.2 * chord
 
 
 def test_errors_match_monte_carlo(rng):
@@ -174,11 +183,11 @@ def test_errors_match_monte_carlo(rng):
     # ivar == 0 masks the pixel; masked errors propagate with renormalised weights
     ivar = 1 / sigma**2
     ivar[(wave > 3990) & (wave < 3994)] = 0.0  # one 2-A pixel near the peak of J0400: ~1.4% of the band
+    strict = synth_photometry(wave * u.AA, truth * FLAM_UNIT, system, ivar=ivar, max_interpolated=0.01)
+    assert strict.coverage[0] == "none" and 0.01 < strict.interpolated_fraction[0] < 0.02
     masked = synth_photometry(wave * u.AA, truth * FLAM_UNIT, system, ivar=ivar)
-    assert masked.coverage[0] == "none" and 0.01 < masked.uncovered_fraction[0] < 0.02
-    masked = synth_photometry(wave * u.AA, truth * FLAM_UNIT, system, ivar=ivar, coverage_tolerance=0.05)
     assert masked.bands == ["J0400", "gSDSS", "J0550", "J0690"]  # ordered by pivot
-    assert masked.coverage.tolist() == ["partial", "partial", "full", "full"]  # gSDSS covers 3992 A too
+    assert masked.coverage.tolist() == ["interpolated", "interpolated", "full", "full"]  # gSDSS covers 3992 A too
     assert np.isfinite(masked.mag_err).all() and masked.mag_err[0] > 0
 
 

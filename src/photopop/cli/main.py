@@ -19,6 +19,7 @@ from ..errors import PhotopopError
 #: command-group modules, in the order they appear in `photopop --help`
 COMMAND_MODULES = (
     "photometry",
+    "bands",
     "evaluate",
     "simulate",
     "sed",

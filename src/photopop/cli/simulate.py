@@ -1,6 +1,7 @@
 """`photopop simulate ...`: mock surveys.
 
-* ``photopop simulate ifu --galaxies N --seed S --out DIR [--config FILE] [--all-bands] [--snr X] [--figures]``
+* ``photopop simulate ifu --galaxies N --seed S --out DIR [--config FILE] [--all-bands | --bands LIST|SYSTEM]
+  [--snr X] [--figures]``
   writes the mock IFU spaxel table (docs/mock-ifu.md) as an SED-table folder.
 * ``photopop simulate images ...`` (registered by `photopop.cli.images`) writes a mock imaging survey.
 """
@@ -23,14 +24,17 @@ def register(subparsers: Any) -> None:
     ifu = sub.add_parser(
         "ifu", help="mock CALIFA-like IFU survey with J-PAS-like photometry per spaxel",
         description="Simulate the mock IFU survey of docs/mock-ifu.md (default: 190 galaxies, ~20,000 spaxels, "
-                    "the 34 J-PAS bands of Liew-Cain et al. 2021) and write an SED-table folder: spaxels.parquet, "
+                    "the 37 J-PAS bands of jpas-califa) and write an SED-table folder: spaxels.parquet, "
                     "galaxies.parquet, meta.json, config.toml.")
     ifu.add_argument("--galaxies", type=arg(positive_int, "--galaxies"), default=None, metavar="N", help="number of galaxies (default 190)")
     ifu.add_argument("--seed", type=arg(seed, "--seed"), default=None, metavar="S", help="random seed (default 0)")
     ifu.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR", help="output folder (written atomically; see --overwrite)")
     ifu.add_argument("--config", type=Path, default=None, metavar="FILE",
                      help="IFUSurveyConfig as TOML/YAML (e.g. a run's config.toml); options given here override it")
-    ifu.add_argument("--all-bands", action="store_true", help="all 60 J-PAS bands instead of the paper's 34")
+    ifu.add_argument("--all-bands", action="store_true", help="all 60 J-PAS bands instead of jpas-califa's 37")
+    ifu.add_argument("--bands", metavar="LIST|SYSTEM",
+                     help="comma-separated band names (e.g. the list `photopop bands --covered-by FILE` prints) or a "
+                     "filter system (jpas-califa, sdss, ...) whose bands to simulate")
     ifu.add_argument("--snr", type=float, default=None, metavar="X",
                      help="multiply the photometric S/N of the J-PAS depth model by X ('inf' = no photometric noise)")
     ifu.add_argument("--label-noise", type=arg(finite_float, "--label-noise", minimum=0.0), default=None, metavar="DEX",
@@ -58,9 +62,18 @@ def ifu_config_from_args(args: argparse.Namespace) -> Any:
         cfg.seed = int(args.seed)
     if args.galaxies is not None:
         cfg.sample = dataclasses.replace(cfg.sample, n_galaxies=int(args.galaxies))
+    if args.all_bands and getattr(args, "bands", None):
+        from ..errors import InputError
+
+        raise InputError("give --all-bands or --bands, not both")
     if args.all_bands:
         cfg.all_bands = True
         cfg.bands = ()
+    if getattr(args, "bands", None):
+        from ..photometry.bandlist import resolve_band_list
+
+        cfg.filter_system, cfg.bands = resolve_band_list(args.bands, cfg.filter_system)
+        cfg.all_bands = False
     if args.snr is not None:
         cfg.noise = dataclasses.replace(cfg.noise, snr_scale=float(args.snr))
     if args.label_noise is not None:

@@ -6,7 +6,8 @@
   CDELT3, CRPIX3 = 1 if absent; flux in 1e-16 erg/s/cm^2/A), extensions ERROR (same units) and BADPIX
   (non-zero = bad);
 * MaNGA LOGCUBE: extensions FLUX (1e-17 erg/s/cm^2/A/spaxel), WAVE (Angstrom, log-spaced), IVAR and MASK
-  (MANGA_DRP3PIXMASK bits; by default NOCOV, LOWCOV, DEADFIBER, FORESTAR and DONOTUSE mark bad pixels),
+  (MANGA_DRP3PIXMASK bits; by default NOCOV, DEADFIBER, FORESTAR and DONOTUSE mark bad pixels, as
+  `photopop.photometry.pixmask.MANGA_BAD`),
 
 plus per-spaxel label maps (2-D arrays or FITS images, e.g. the log_age and zh of a spectral fit), and returns
 an `SEDTable` of kind 'ifu-cube'. All spaxels go through one `synth_photometry` call (one matrix product),
@@ -32,10 +33,11 @@ from .. import __version__
 from ..errors import InputError, MismatchError
 from ..evaluation.gradients import deprojected_radius
 from ..io import open_fits
+from ..photometry.pixmask import MANGA_BAD, MANGA_DRP3PIXMASK
 from .sed_table import SEDTable
 
-#: MANGA_DRP3PIXMASK bits that make a pixel unusable: NOCOV, LOWCOV, DEADFIBER, FORESTAR, DONOTUSE
-MANGA_BAD_BITS = (0, 1, 2, 3, 10)
+#: MANGA_DRP3PIXMASK bits that make a pixel unusable (`photopop.photometry.pixmask.MANGA_BAD`)
+MANGA_BAD_BITS = tuple(MANGA_DRP3PIXMASK[name] for name in MANGA_BAD)
 CALIFA_FLUX_UNIT = "1e-16 erg / (s cm2 Angstrom)"
 MANGA_FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
 
@@ -179,7 +181,7 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
         raise InputError(f"{path}: wavelengths are not strictly increasing")
     bad = bad | ~np.isfinite(flux)
     if err is not None:
-        bad |= ~np.isfinite(err) | (err < 0)
+        bad |= ~np.isfinite(err) | (err <= 0)  # an error of 0 is no measurement
     nw, ny, nx = flux.shape
 
     fsys = load_filter_system(system)
@@ -240,7 +242,8 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
     phot = synth_photometry(wave, np.where(rows_bad, np.nan, rows_flux), fsys, wave_unit="Angstrom",
                             flux_unit=unit, flux_err=None if rows_err is None else np.where(rows_bad, np.nan, rows_err),
                             ivar=None if rows_ivar is None else np.where(rows_bad, 0.0, rows_ivar), mask=rows_bad,
-                            coverage_tolerance=max(bad_pixel_max, 0.01))
+                            coverage_tolerance=max(bad_pixel_max, 0.01),
+                            max_interpolated=min(max(bad_pixel_max, 0.01), 0.99))
     mag = np.atleast_2d(phot.mag_ab)
     magerr = np.atleast_2d(phot.mag_err) if phot.mag_err is not None else np.zeros_like(mag)
 
@@ -285,3 +288,15 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
             "photopop_version": __version__, "source": str(path), "layout": kind, "flux_unit": unit,
             "dropped": dropped, "n_input": int(ids.size)}
     return SEDTable(spaxels, galaxies, meta).validate(source=str(path))
+
+
+def cube_wavelength(cube_path: str | os.PathLike, layout: str = "auto") -> np.ndarray:
+    """The wavelength axis (A) of a CALIFA or MaNGA cube, read from its headers / WAVE extension only."""
+    path = Path(cube_path)
+    with _open(path) as hdul:
+        kind = _cube_layout(hdul) if layout == "auto" else layout
+        if kind == "califa":
+            return _linear_wavelength(hdul[0].header, int(hdul[0].header.get("NAXIS3", 0)), path)
+        if kind == "manga":
+            return np.asarray(hdul["WAVE"].data, dtype=np.float64)
+    raise InputError(f"layout must be 'auto', 'califa' or 'manga', got {layout!r}")

@@ -78,7 +78,7 @@ PAPER: dict[str, Any] = {
     },
     "notes": {
         "set_b_age": "Fig. 8 caption and Table 1 give 0.14 dex for age in Set B; the text of Sect. 4.3 says 0.16.",
-        "data": "190 CALIFA galaxies (44 early, 146 late), 19 727 spectra, 34 J-PAS bands; labels from STECKMAP fits.",
+        "data": "190 CALIFA galaxies (44 early, 146 late), 19 727 spectra, 34 J-PAS bands (photopop: 37, see docs/photometry.md); labels from STECKMAP fits.",
     },
     # Table 1: robust sigma (dex); morphology[target][application set][training set]
     "morphology": {

@@ -302,7 +302,7 @@ def library_bands(table: Any, folder: str | Path, pattern: str = "*.fits") -> li
 
     A band is covered when at most 1 per cent of its AB weight falls outside the library's rest-frame range
     shifted to the lowest and highest redshift of the galaxy table (the simulator's own rule). E.g. MIUSCAT
-    (3465-9469 A) misses J-PAS uJPAS, whose response reaches down to 3230 A.
+    (3465-9469 A) misses J-PAS uJPAS, whose response reaches down to 3230 A (not in jpas-califa).
     """
     from ..photometry.filters import load_filter_system
     from ..populations.ssp import SSPGrid

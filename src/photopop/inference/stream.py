@@ -173,7 +173,7 @@ def inspect_file(path: Path, index: int, declared_system: str | None = None,
                 return CatalogInput(index, str(path), "cube", (), (), user_system, None, st.st_size, st.st_mtime_ns)
             columns, n_rows, file_system, hdu = _inspect_fits_table(path)
         else:
-            columns, n_rows, file_system = _inspect_csv(path), None, None
+            columns, n_rows, file_system = _inspect_csv(path), None, _csv_sidecar_system(path)
     except InputError:
         raise
     except Exception as exc:
@@ -208,6 +208,14 @@ def _scalar_fits_format(fmt: str, hdu: Any, name: str) -> bool:
     dim = hdu.columns[name].dim
     repeat = re.match(r"^(\d*)", str(fmt)).group(1)
     return dim is None and (repeat in ("", "1") or str(fmt).endswith("A"))
+
+
+def _csv_sidecar_system(path: Path) -> str | None:
+    """Filter system of a CSV catalogue from its ``<file>.meta.json`` sidecar (`photopop photometry --out`)."""
+    from ..photometry.catalogue import read_catalogue_meta
+
+    meta = read_catalogue_meta(path)
+    return None if meta is None else str(meta["filter_system"])
 
 
 def _inspect_csv(path: Path) -> tuple[str, ...]:

@@ -75,13 +75,22 @@ def check_finite(mags: np.ndarray, bands: Sequence[str], what: str = "input") ->
 
 def check_bands(expected: Sequence[str], given: Sequence[str], expected_system: str | None,
                 given_system: str | None) -> np.ndarray:
-    """Column order that maps `given` bands onto `expected`; MismatchError naming any difference."""
+    """Column order that maps `given` bands onto `expected`; MismatchError naming any difference.
+
+    Filter systems of one family are the same system (`photopop.photometry.filters.same_filter_family`:
+    'jpas-califa' is a subset of 'jpas'). When both systems are declared and agree, bands of the input
+    the model does not use are ignored (the model's bands must be a subset of the input's); otherwise
+    extra bands are refused, as they may mean a different filter system.
+    """
+    from ..photometry.filters import same_filter_family
+
     expected, given = list(expected), list(given)
-    if expected_system and given_system and str(expected_system) != str(given_system):
+    if not same_filter_family(expected_system, given_system):
         raise MismatchError(f"filter system differs: the model was trained on {expected_system!r}, "
                             f"the input is {given_system!r}")
     missing = [b for b in expected if b not in given]
-    extra = [b for b in given if b not in expected]
+    declared = bool(expected_system) and bool(given_system)
+    extra = [] if declared else [b for b in given if b not in expected]
     if missing or extra:
         parts = []
         if missing:

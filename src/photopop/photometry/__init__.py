@@ -1,11 +1,12 @@
 """Filter systems, synthetic AB photometry and spectrum readers (the lowest science stage).
 
 Main names: `FilterSystem`, `load_filter_system`, `synth_photometry`, `PhotometryResult`,
-`read_spectrum`. See docs/photometry.md.
+`read_spectrum`, `covered_by`. See docs/photometry.md.
 """
 
-from .filters import (FilterCurve, FilterSystem, filter_curve_from_arrays, jpas_liew_cain_2021,
-                      list_milespy_systems, load_filter_system, read_filter_curve)
+from .coverage import coverage_table, covered_by
+from .filters import (FilterCurve, FilterSystem, filter_curve_from_arrays, filter_family, jpas_liew_cain_2021,
+                      list_milespy_systems, load_filter_system, read_filter_curve, same_filter_family)
 from .spectra import Spectrum, read_spectrum
 from .synth import (AB_ZERO_POINT_JY, PhotometryResult, ab_mag_to_jy, ab_mag_to_maggies, ab_mag_to_nmgy,
                     band_weights, flux_err_from_mag, jy_to_ab_mag, mag_err_from_flux, maggies_to_ab_mag,
@@ -21,7 +22,10 @@ __all__ = [
     "ab_mag_to_maggies",
     "ab_mag_to_nmgy",
     "band_weights",
+    "coverage_table",
+    "covered_by",
     "filter_curve_from_arrays",
+    "filter_family",
     "flux_err_from_mag",
     "jpas_liew_cain_2021",
     "jy_to_ab_mag",
@@ -32,5 +36,6 @@ __all__ = [
     "nmgy_to_ab_mag",
     "read_filter_curve",
     "read_spectrum",
+    "same_filter_family",
     "synth_photometry",
 ]

@@ -52,9 +52,10 @@ class Spectrum:
         return None if z is None else float(z)
 
     def photometry(self, system: Any, **kwargs: Any) -> Any:
-        """`synth_photometry` of this spectrum (ivar and mask passed along)."""
+        """`synth_photometry` of this spectrum (ivar and mask passed along; errors name the file)."""
         from .synth import synth_photometry
 
+        kwargs.setdefault("source", self.meta.get("file"))
         return synth_photometry(self.wavelength, self.flux, system, ivar=self.ivar, mask=self.mask, **kwargs)
 
 
@@ -113,7 +114,14 @@ def _read_sdss(path: Path) -> Spectrum:
         raise InputError(f"{path}: loglam is not finite and strictly increasing")
     if np.any(ivar < 0):
         raise InputError(f"{path}: negative ivar values")
-    mask = (and_mask != 0) | ~(ivar > 0) | ~np.isfinite(flux)
+    if np.any(np.isposinf(ivar)):
+        raise InputError(f"{path}: ivar is +inf at {int(np.isposinf(ivar).sum())} pixel(s) (zero uncertainty): "
+                         "not a valid inverse variance")
+    from .pixmask import bad_pixels
+
+    # missing: the and_mask bits that mean bad data (photopop.photometry.pixmask), ivar <= 0, non-finite flux
+    mask = bad_pixels(and_mask, "sdss") | ~(ivar > 0) | ~np.isfinite(flux)
+    meta["and_mask_pixels"] = int(np.count_nonzero(and_mask))
     return Spectrum(10.0**loglam * u.AA, flux * SDSS_FLUX_UNIT, ivar, mask, meta)
 
 
@@ -213,8 +221,8 @@ def read_spectrum(path: str | os.PathLike, *, wavelength_column: str | None = No
     """Read one spectrum.
 
     * SDSS/BOSS ``spec-*.fits`` (detected by a binary table in HDU 1 with loglam, flux, ivar):
-      wavelength 10**loglam (vacuum A), flux in 1e-17 erg/s/cm2/A, ivar; pixels with and_mask != 0
-      or ivar == 0 are masked; Z (and PLATE, MJD, FIBERID, CLASS) from the SPECOBJ table in HDU 2.
+      wavelength 10**loglam (vacuum A), flux in 1e-17 erg/s/cm2/A, ivar; pixels whose and_mask has a
+      bad-data bit (`photopop.photometry.pixmask.SDSS_BAD`), ivar == 0 or non-finite flux are masked; Z (and PLATE, MJD, FIBERID, CLASS) from the SPECOBJ table in HDU 2.
     * A table (FITS binary table in HDU 1 or `hdu`, CSV, Parquet) with wavelength and flux columns
       (default names tried: wavelength/wave/lambda, flux/f_lambda/f_nu; or name them). Units from the
       FITS TUNIT keywords, else from `wave_unit`/`flux_unit` (required for CSV). Optional

@@ -18,7 +18,8 @@ from astropy import units as u
 
 from ..errors import InputError
 from ..io import atomic_path
-from .filters import FilterCurve, FilterSystem, read_filter_curve
+from .curves import FilterCurve, read_filter_curve
+from .filters import FilterSystem
 
 __all__ = ["filter_cache_dir", "svo_cache_path", "fetch_svo_filter", "load_svo_system"]
 

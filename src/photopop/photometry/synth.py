@@ -15,15 +15,20 @@ product. The denominator uses the same quadrature (the weights applied to the fl
 so a flat f_nu = 3631 Jy spectrum gives m_AB = 0 exactly on any grid.
 
 Coverage. The share of a band's AB weight int T/lambda dlambda outside the spectrum's wavelength
-span, plus the share carried by masked pixels, decides the flag: 'full' (< 1e-6), 'partial'
-(<= coverage_tolerance; computed over the covered part, flagged) or 'none' (NaN, never extrapolated).
+span or in gaps of its grid, plus the share of masked pixels before the first / after the last good
+pixel, is the band's *uncovered* share; masked pixels between good pixels are filled by linear
+interpolation and give its *interpolated* share (`photopop.photometry.masking`). Flags: 'full'
+(both < 1e-6), 'interpolated' (interpolated share <= max_interpolated, default 10%), 'partial'
+(uncovered share <= coverage_tolerance, default 1%: computed over the covered part) or 'none' (NaN,
+never extrapolated).
 
-Masked pixels (mask, ivar == 0, non-finite flux or error) are excluded and the band's weights
-renormalised over the remaining pixels (exact for flat f_nu; for a sloped spectrum the bias is
-at most the masked share times the relative flux change across the band).
+Missing pixels: mask True, ivar <= 0 or NaN, non-finite flux or error. Refused: ivar = +inf or
+flux_err = 0 (no uncertainty) and pixels brighter than MAX_PLAUSIBLE_JY (wrong units).
 
 Errors. Pixels are taken as independent: var(<f_nu>) = sum_i W_i^2 sigma_i^2 through the same
-weights; mag_err = 2.5 / ln 10 * sigma_f / f (first order).
+weights, with each interpolated pixel's weight moved onto its two good neighbours (exact for the
+interpolation); mag_err = 2.5 / ln 10 * sigma_f / f (first order). The magnitude/flux formulas live in
+`photopop.photometry.ab` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -34,11 +39,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from astropy import units as u
 
 from ..errors import InputError
-from .filters import FilterCurve, FilterSystem, load_filter_system
+from .ab import (AB_ZERO_POINT_JY, C_AA_PER_S, ERG_PER_JY, FLAM_UNIT, ab_mag_to_jy, ab_mag_to_maggies,
+                 ab_mag_to_nmgy, flux_err_from_mag, jy_to_ab_mag, mag_err_from_flux, maggies_to_ab_mag,
+                 nmgy_to_ab_mag)
+from .curves import FilterCurve
+from .filters import FilterSystem, load_filter_system
+from .masking import DEFAULT_MAX_INTERPOLATED, FULL_EPS, fill_masked, gap_shares, interpolation_variance
+from .result import PhotometryResult
 
 __all__ = [
     "AB_ZERO_POINT_JY",
@@ -58,61 +68,12 @@ __all__ = [
     "flux_err_from_mag",
 ]
 
-AB_ZERO_POINT_JY = 3631.0
-#: speed of light in Angstrom / s
-C_AA_PER_S = 2.99792458e18
-FLAM_UNIT = u.erg / u.s / u.cm**2 / u.AA
-_ERG_PER_JY = 1e-23  # erg s^-1 cm^-2 Hz^-1 per Jy
-#: uncovered share below which a band counts as 'full'
-FULL_EPS = 1e-6
-_LN10_25 = 2.5 / np.log(10.0)
-
-
-# -- magnitude / flux formulas (the one place for them) ---------------------------------------
-
-def ab_mag_to_maggies(mag: Any) -> np.ndarray:
-    """AB magnitude -> flux in maggies (1 maggy = 3631 Jy)."""
-    return 10.0 ** (-0.4 * np.asarray(mag, dtype=float))
-
-
-def maggies_to_ab_mag(maggies: Any) -> np.ndarray:
-    """Flux in maggies -> AB magnitude; NaN where the flux is not positive."""
-    f = np.asarray(maggies, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f > 0, -2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
-
-
-def ab_mag_to_nmgy(mag: Any) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (m = 22.5 - 2.5 log10 f_nmgy)."""
-    return 1e9 * ab_mag_to_maggies(mag)
-
-
-def nmgy_to_ab_mag(nmgy: Any) -> np.ndarray:
-    """Flux in nanomaggies -> AB magnitude; NaN where the flux is not positive."""
-    return maggies_to_ab_mag(np.asarray(nmgy, dtype=float) * 1e-9)
-
-
-def ab_mag_to_jy(mag: Any) -> np.ndarray:
-    """AB magnitude -> f_nu in Jy."""
-    return AB_ZERO_POINT_JY * ab_mag_to_maggies(mag)
-
-
-def jy_to_ab_mag(jy: Any) -> np.ndarray:
-    """f_nu in Jy -> AB magnitude; NaN where the flux is not positive."""
-    return maggies_to_ab_mag(np.asarray(jy, dtype=float) / AB_ZERO_POINT_JY)
-
-
-def mag_err_from_flux(flux: Any, flux_err: Any) -> np.ndarray:
-    """1-sigma magnitude error 2.5/ln10 * sigma_f / f (first order); NaN where f <= 0."""
-    f = np.asarray(flux, dtype=float)
-    e = np.asarray(flux_err, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(f > 0, _LN10_25 * e / np.where(f > 0, f, 1.0), np.nan)
-
-
-def flux_err_from_mag(flux: Any, mag_err: Any) -> np.ndarray:
-    """1-sigma flux error from a magnitude error: sigma_f = f * mag_err * ln10 / 2.5."""
-    return np.asarray(flux, dtype=float) * np.asarray(mag_err, dtype=float) / _LN10_25
+_ERG_PER_JY = ERG_PER_JY
+#: brightest plausible band-averaged f_nu (Jy): AB -29.5, five times the Sun's V band; brighter pixels
+#: mean wrong flux units or corrupt values
+MAX_PLAUSIBLE_JY = 1e15
+#: pixels on either side of the bands' range that are read as neighbours for interpolation
+_NEIGHBOUR_MARGIN = 64
 
 
 # -- weight matrices ---------------------------------------------------------------------------
@@ -124,7 +85,7 @@ class BandWeights:
     For a spectrum f on the grid, the band-averaged f_nu is ``kernel @ f / norm * to_jy`` (in Jy),
     and with pixels masked ``kernel @ (good * f) / (share @ good) * to_jy``. `share` holds each
     pixel's contribution to a band's AB weight (its rows sum to `norm`); `uncovered` is the share of
-    each band's AB weight outside the grid.
+    each band's AB weight outside the grid or in gaps of it (see `photopop.photometry.masking`).
     """
 
     bands: tuple[str, ...]
@@ -142,9 +103,12 @@ class BandWeights:
 
     @property
     def columns(self) -> slice:
-        """The pixels any band uses (the rest of the spectrum never enters the photometry)."""
+        """The pixels any band uses, plus `_NEIGHBOUR_MARGIN` pixels on each side (neighbours for the
+        interpolation over masked runs); the rest of the spectrum never enters the photometry."""
         used = np.flatnonzero(np.any(self.kernel != 0, axis=0))
-        return slice(int(used[0]), int(used[-1]) + 1) if used.size else slice(0, 0)
+        if not used.size:
+            return slice(0, 0)
+        return slice(max(0, int(used[0]) - _NEIGHBOUR_MARGIN), min(self.kernel.shape[1], int(used[-1]) + 1 + _NEIGHBOUR_MARGIN))
 
     @property
     def matrix(self) -> np.ndarray:
@@ -192,6 +156,7 @@ def band_weights(wavelength_aa: np.ndarray, system: FilterSystem | str, flux_kin
     kernel = np.vstack([_kernel_row(wave, c, power) for c in system.curves])
     share = kernel * (C_AA_PER_S / wave**2) if flux_kind == "flambda" else kernel.copy()
     uncovered = np.array([c.share_outside(wave[0], wave[-1]) for c in system.curves])
+    uncovered = np.clip(uncovered + gap_shares(wave, system), 0.0, 1.0)
     for arr in (wave, kernel, share, uncovered):
         arr.setflags(write=False)
     weights = BandWeights(tuple(system.bands), flux_kind, wave, kernel, share, share.sum(axis=1), uncovered)
@@ -276,87 +241,41 @@ def _rows(a: Any, n_wave: int, what: str) -> np.ndarray:
     return arr
 
 
-# -- result ------------------------------------------------------------------------------------
-
-@dataclass
-class PhotometryResult:
-    """AB photometry of one (1-D arrays, one value per band) or many spectra (n_spectra, n_bands).
-
-    flux_jy / flux_maggies / flux_nmgy: band-averaged f_nu in Jy, maggies, nanomaggies.
-    coverage: 'full', 'partial' (computed over the covered part) or 'none' (values NaN).
-    uncovered_fraction: share of the band's AB weight outside the spectrum or masked.
-    Errors (None unless flux_err or ivar was given): flux_err_* and mag_err.
-    """
-
-    bands: list[str]
-    filter_system: str
-    pivot_aa: np.ndarray
-    mag_ab: np.ndarray
-    flux_maggies: np.ndarray
-    flux_nmgy: np.ndarray
-    flux_jy: np.ndarray
-    coverage: np.ndarray
-    uncovered_fraction: np.ndarray
-    mag_err: np.ndarray | None = None
-    flux_err_maggies: np.ndarray | None = None
-    flux_err_nmgy: np.ndarray | None = None
-    flux_err_jy: np.ndarray | None = None
-    redshift: float = 0.0
-
-    @property
-    def n_spectra(self) -> int:
-        """Number of spectra (1 for 1-D input)."""
-        return 1 if self.mag_ab.ndim == 1 else self.mag_ab.shape[0]
-
-    def to_table(self, layout: str = "wide") -> pd.DataFrame:
-        """A DataFrame. ``wide``: one row per spectrum with ``mag_<band>``, ``magerr_<band>``,
-        ``flux_nmgy_<band>``, ``flux_err_nmgy_<band>``, ``coverage_<band>``. ``long``: one row per
-        (spectrum, band) with spectrum, band, pivot_aa, mag_ab, mag_err, flux_nmgy, flux_err_nmgy,
-        flux_jy, coverage, uncovered_fraction."""
-        two = lambda a: None if a is None else np.atleast_2d(a)  # noqa: E731
-        mag, err, nm, nm_err = two(self.mag_ab), two(self.mag_err), two(self.flux_nmgy), two(self.flux_err_nmgy)
-        cov, unc, jy = two(self.coverage), two(self.uncovered_fraction), two(self.flux_jy)
-        if layout == "wide":
-            cols: dict[str, Any] = {}
-            for k, b in enumerate(self.bands):
-                cols[f"mag_{b}"] = mag[:, k]
-                if err is not None:
-                    cols[f"magerr_{b}"] = err[:, k]
-                cols[f"flux_nmgy_{b}"] = nm[:, k]
-                if nm_err is not None:
-                    cols[f"flux_err_nmgy_{b}"] = nm_err[:, k]
-                cols[f"coverage_{b}"] = cov[:, k]
-            return pd.DataFrame(cols)
-        if layout == "long":
-            n, nb = mag.shape
-            nan = np.full((n, nb), np.nan)
-            return pd.DataFrame({
-                "spectrum": np.repeat(np.arange(n), nb),
-                "band": np.tile(self.bands, n),
-                "pivot_aa": np.tile(self.pivot_aa, n),
-                "mag_ab": mag.ravel(),
-                "mag_err": (err if err is not None else nan).ravel(),
-                "flux_nmgy": nm.ravel(),
-                "flux_err_nmgy": (nm_err if nm_err is not None else nan).ravel(),
-                "flux_jy": jy.ravel(),
-                "coverage": cov.ravel(),
-                "uncovered_fraction": unc.ravel(),
-            })
-        raise InputError(f"layout must be 'wide' or 'long', not {layout!r}")
-
-
 # -- the integration ---------------------------------------------------------------------------
+
+def _prefix(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+def _check_plausible(f: np.ndarray, good: np.ndarray, to_jy_pix: np.ndarray, start: int, source: str | None) -> None:
+    """InputError if a good pixel is brighter than MAX_PLAUSIBLE_JY (wrong units or corrupt values)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        jy = np.where(good, np.abs(f), 0.0) * to_jy_pix
+    if np.any(jy > MAX_PLAUSIBLE_JY):
+        r, i = np.argwhere(jy > MAX_PLAUSIBLE_JY)[0]
+        raise InputError(f"{_prefix(source)}spectrum {start + int(r)}: flux {f[r, i]:.3g} at pixel {int(i)} is "
+                         f"{jy[r, i]:.2g} Jy (AB {-2.5 * np.log10(jy[r, i] / AB_ZERO_POINT_JY):.1f}), brighter than "
+                         f"any astronomical source ({MAX_PLAUSIBLE_JY:.0e} Jy): wrong flux unit or corrupt values")
+
 
 def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, flux_unit: Any = None,
                      wave_unit: Any = None, redshift: float = 0.0, flux_err: Any = None, ivar: Any = None,
                      mask: Any = None, coverage_tolerance: float = 0.01,
-                     chunk_size: int = 1024) -> PhotometryResult:
+                     max_interpolated: float = DEFAULT_MAX_INTERPOLATED, chunk_size: int = 1024,
+                     source: str | None = None) -> PhotometryResult:
     """AB magnitudes and fluxes of one or many spectra on one shared wavelength grid.
 
     wavelength: length Quantity, or numbers with `wave_unit`. flux: (n_wave,) or (n_spectra, n_wave)
     f_lambda or f_nu (or photon flux density) as a Quantity, or numbers with `flux_unit`; unit-less
     input is refused. flux_err (same unit as flux) or ivar (its inverse square): optional, same
     shape. mask: True marks bad pixels (same shape, or (n_wave,) for all spectra).
+
+    Missing pixels (mask, ivar <= 0 or NaN, non-finite flux or error) between good pixels are filled by
+    linear interpolation; a band whose interpolated share of its AB weight exceeds `max_interpolated`
+    (default 10%), or whose uncovered share (outside the grid, in grid gaps, masked at the spectrum's
+    ends) exceeds `coverage_tolerance` (default 1%), is NaN with coverage 'none'. Refused with
+    InputError: ivar = +inf or flux_err = 0 (zero uncertainty) and pixels brighter than
+    `MAX_PLAUSIBLE_JY` (wrong units); `source` (a file name) prefixes these messages.
 
     redshift: treat the input as rest frame and observe it at z: lambda_obs = lambda (1 + z),
     f_lambda,obs = f_lambda / (1 + z) (f_nu,obs = f_nu (1 + z)); for an input L_lambda / (4 pi d_L^2)
@@ -367,10 +286,13 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
     """
     system = load_filter_system(system)
     wave_rest = _wavelength_aa(wavelength, wave_unit)
+    where = _prefix(source)
     if not np.isfinite(redshift) or redshift <= -1:
         raise InputError(f"redshift must be finite and > -1, got {redshift}")
     if not 0 <= coverage_tolerance < 1:
         raise InputError(f"coverage_tolerance must be in [0, 1), got {coverage_tolerance}")
+    if not 0 <= max_interpolated < 1:
+        raise InputError(f"max_interpolated must be in [0, 1), got {max_interpolated}")
     nw = wave_rest.size
     unit = _flux_unit(flux, flux_unit)
     kind, canonical, spectral = _flux_kind(unit)
@@ -395,7 +317,10 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
         ivar_arr = np.broadcast_to(np.atleast_2d(_rows(ivar, nw, "ivar")).astype(float, copy=False), values.shape)
         with np.errstate(invalid="ignore"):
             if np.any(ivar_arr < 0):
-                raise InputError("ivar has negative values; inverse variances must be >= 0 (0 = masked pixel)")
+                raise InputError(f"{where}ivar has negative values; inverse variances must be >= 0 (0 = masked pixel)")
+        if np.any(np.isposinf(ivar_arr)):
+            raise InputError(f"{where}ivar is +inf at {int(np.isposinf(ivar_arr).sum())} pixel(s): zero uncertainty "
+                             "is not a measurement (use 0 to mark missing pixels)")
     mask_arr = None
     if mask is not None:
         mask_arr = np.broadcast_to(np.atleast_2d(_rows(mask, nw, "mask")).astype(bool), values.shape)
@@ -403,8 +328,9 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
     scale = 1.0 / (1.0 + redshift) if kind == "flambda" else (1.0 + redshift)
     wave_obs = wave_rest * (1.0 + redshift)
     weights = band_weights(wave_obs, system, kind)
-    cols = weights.columns  # only pixels inside some band are read, converted and checked
+    cols = weights.columns  # only pixels inside some band (and their neighbours) are read and checked
     wave_used = wave_rest[cols]
+    to_jy_pix = (wave_obs[cols] ** 2 / C_AA_PER_S / _ERG_PER_JY) if kind == "flambda" else np.ones(wave_used.size)
     matrix = weights.matrix[:, cols]
     matrix_sq = matrix**2
     kernel, share = weights.kernel[:, cols], weights.share[:, cols]
@@ -414,8 +340,10 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
 
     fnu = np.empty((n, nb))
     var = np.empty((n, nb)) if has_err else None
-    bad_share = np.zeros((n, nb))
+    edge_share = np.zeros((n, nb))
+    interp_share = np.zeros((n, nb))
     no_overlap = weights.norm <= 0
+    norm = np.where(no_overlap, 1.0, weights.norm)
     chunk_size = max(1, int(chunk_size))
     for start in range(0, n, chunk_size):
         sl = slice(start, min(n, start + chunk_size))
@@ -427,7 +355,10 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
         if err_arr is not None:
             e = _to_canonical(err_arr[sl, cols], unit, canonical, spectral, wave_used) * scale
             if np.any(e < 0):
-                raise InputError("flux_err has negative values")
+                raise InputError(f"{where}flux_err has negative values")
+            if np.any(e == 0):
+                raise InputError(f"{where}flux_err is 0 at {int((e == 0).sum())} pixel(s): zero uncertainty is not "
+                                 "a measurement (use NaN or inf to mark missing pixels)")
             good &= np.isfinite(e)
             sig2 = e**2
         elif ivar_arr is not None:
@@ -439,23 +370,29 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
                                       spectral, wave_used) * scale) ** 2
         if mask_arr is not None:
             good &= ~mask_arr[sl, cols]
+        _check_plausible(f, good, to_jy_pix, start, source)
         if good.all():
             fnu[sl] = f @ matrix.T
             if has_err:
                 var[sl] = sig2 @ matrix_sq.T
             continue
-        fz = np.where(good, f, 0.0)
-        den = good.astype(float) @ share.T
+        fill = fill_masked(np.where(good, f, 0.0), good, wave_used)
+        usable = good | fill["interior"]
+        den = usable.astype(float) @ share.T
+        edge_share[sl] = np.where(no_overlap, 0.0, (fill["edge"].astype(float) @ share.T) / norm)
+        interp_share[sl] = np.where(no_overlap, 0.0, (fill["interior"].astype(float) @ share.T) / norm)
         with np.errstate(divide="ignore", invalid="ignore"):
-            fnu[sl] = (fz @ kernel.T) / den * weights.to_jy
-            bad_share[sl] = np.where(no_overlap, 1.0, 1.0 - den / np.where(no_overlap, 1.0, weights.norm))
+            fnu[sl] = (fill["filled"] @ kernel.T) / den * weights.to_jy
             if has_err:
-                var[sl] = (np.where(good, sig2, 0.0) @ kernel_sq.T) / den**2 * weights.to_jy**2
+                s2 = np.where(good, sig2, 0.0)
+                extra = interpolation_variance(kernel, s2, fill)
+                var[sl] = (s2 @ kernel_sq.T + extra) / den**2 * weights.to_jy**2
 
-    uncovered = np.clip(weights.uncovered + (1.0 - weights.uncovered) * bad_share, 0.0, 1.0)
+    uncovered = np.clip(weights.uncovered + (1.0 - weights.uncovered) * edge_share, 0.0, 1.0)
     uncovered[:, no_overlap] = 1.0
-    coverage = np.where(uncovered > coverage_tolerance, "none", np.where(uncovered > FULL_EPS, "partial", "full"))
-    none = coverage == "none"
+    none = (uncovered > coverage_tolerance) | (interp_share > max_interpolated)
+    coverage = np.where(none, "none", np.where(interp_share > FULL_EPS, "interpolated",
+                                               np.where(uncovered > FULL_EPS, "partial", "full")))
     fnu[none] = np.nan
     flux_err_jy = None
     if has_err:
@@ -474,6 +411,7 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
         coverage=pick(coverage),
         uncovered_fraction=pick(uncovered),
         redshift=float(redshift),
+        interpolated_fraction=pick(interp_share),
     )
     if flux_err_jy is not None:
         err_mgy = flux_err_jy / AB_ZERO_POINT_JY

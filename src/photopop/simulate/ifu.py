@@ -55,7 +55,7 @@ MPC_CM = 3.0856775814913673e24
 LOG_SSFR_FLOOR = -14.0
 #: alpha-like tweak: (centre A, sigma A, relative depth) of features deepened (+) or weakened (-) by it
 ALPHA_FEATURES = ((5177.0, 20.0, 1.0), (4300.0, 30.0, 0.5), (5270.0, 15.0, -0.6), (5335.0, 15.0, -0.6))
-#: the bands of Liew-Cain et al. (2021): J-PAS inside CALIFA's 3700-7000 A minus J0660/J0670
+#: the bands of Liew-Cain et al. (2021) as CALIFA COMB spectra give them (3700-7500 A, <= 1% uncovered) minus J0660/J0670
 DEFAULT_BAND_SET = "jpas-califa"
 
 
@@ -148,7 +148,7 @@ class IFUSurveyConfig:
     sample: GalaxySampleConfig = field(default_factory=GalaxySampleConfig)
     populations: PopulationConfig = field(default_factory=PopulationConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    #: filter system the band curves come from, and the bands: () = the paper's 34 (see DEFAULT_BAND_SET)
+    #: filter system the band curves come from, and the bands: () = jpas-califa's 37 (see DEFAULT_BAND_SET)
     filter_system: str = "jpas"
     bands: tuple[str, ...] = ()
     all_bands: bool = False
