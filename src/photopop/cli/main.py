@@ -19,6 +19,8 @@ from ..errors import PhotopopError
 #: command-group modules, in the order they appear in `photopop --help`
 COMMAND_MODULES = (
     "photometry",
+    "labels",
+    "ifu",
     "evaluate",
     "simulate",
     "sed",
