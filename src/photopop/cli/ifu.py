@@ -70,7 +70,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     import pandas as pd
 
     bins = pd.read_parquet(out / "bins.parquet")
-    print(f"wrote {out}: {len(bins)} bins from {len(args.cubes)} cube(s); median S/N {bins['snr'].median():.1f}")
+    print(f"wrote {out}: {len(bins)} bins from {len(args.cubes)} cube(s); median S/N {bins['snr_bin'].median():.1f}")
     return 0
 
 

@@ -21,9 +21,10 @@ setup comes from the file name (V500/V1200/COMB) or the sampling (CDELT3 < 1 A: 
 (the LOGCUBE's median resolution vector). `fwhm_aa` overrides both.
 
 Output folder (written atomically): ``bins.parquet`` (galaxy_id, spaxel_id = bin id, x_arcsec, y_arcsec, r_re,
-pix_x, pix_y, n_spaxels, snr, redshift), ``galaxies.parquet`` (galaxy_id, re_arcsec, pa_deg, inclination_deg,
-centre_x_pix, centre_y_pix, redshift, source, layout, setup, fwhm_aa), ``spectra/<galaxy_id>.fits`` (spectrum
-sets, `fitting.spectra`, with the bin map and WCS) and ``meta.json`` (kind 'ifu-bins', config, version).
+pix_x, pix_y, n_spaxels, snr_bin = the bin's S/N per pixel in the S/N window, covariance-corrected, redshift),
+``galaxies.parquet`` (galaxy_id, re_arcsec, pa_deg, inclination_deg, centre_x_pix, centre_y_pix, redshift,
+source, layout, setup, fwhm_aa, covariance_alpha, n_spaxels_used), ``spectra/<galaxy_id>.fits`` (spectrum sets,
+`fitting.spectra`, with the bin map and WCS) and ``meta.json`` (kind 'ifu-bins', config, version).
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def _beta(n: np.ndarray, alpha: float, n_max: int) -> np.ndarray:
 def voronoi_bins(x: np.ndarray, y: np.ndarray, signal: np.ndarray, noise: np.ndarray, target_sn: float,
                  alpha: float, n_max: int) -> np.ndarray:
     """Bin number of each point (vorbin, covariance-corrected S/N); every point its own bin if all reach it."""
-    from vorbin.voronoi_2d_binning import voronoi_2d_binning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # vorbin's deprecation notice on import
+        from vorbin.voronoi_2d_binning import voronoi_2d_binning
 
     def sn_func(index: np.ndarray, signal: np.ndarray, noise: np.ndarray) -> float:
         n = np.size(index)
@@ -190,8 +193,11 @@ def bin_cube(path: str | os.PathLike, geom: GalaxyGeometry, cfg: BinningConfig) 
     if not use.any():
         raise InputError(f"{path}: no spaxel with S/N >= {cfg.min_spaxel_snr} in the S/N window")
     yy, xx = np.mgrid[0:ny, 0:nx]
-    bins = voronoi_bins(xx[use].astype(float), yy[use].astype(float), signal[use], noise[use], cfg.target_sn,
-                        alpha, n_max)
+    try:
+        bins = voronoi_bins(xx[use].astype(float), yy[use].astype(float), signal[use], noise[use], cfg.target_sn,
+                            alpha, n_max)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from exc
     bin_map = np.full((ny, nx), -1, np.int64)
     bin_map[use] = bins
     ids, inv = np.unique(bins, return_inverse=True)
@@ -229,7 +235,7 @@ def bin_cube(path: str | os.PathLike, geom: GalaxyGeometry, cfg: BinningConfig) 
                        bin_map=bin_map, wcs_header=cube.celestial_header)
     table = pd.DataFrame({"galaxy_id": np.full(nb, gid, np.int64), "spaxel_id": ids.astype(np.int64),
                           "x_arcsec": xa, "y_arcsec": ya, "r_re": r_re, "pix_x": px, "pix_y": py,
-                          "n_spaxels": members.astype(np.int64), "snr": snr_bin,
+                          "n_spaxels": members.astype(np.int64), "snr_bin": snr_bin,
                           "redshift": np.full(nb, geom.redshift)})
     galaxy = {"galaxy_id": gid, "re_arcsec": float(geom.re_arcsec), "pa_deg": float(geom.pa_deg),
               "inclination_deg": float(geom.inclination_deg), "centre_x_pix": float(x0), "centre_y_pix": float(y0),

@@ -2,8 +2,9 @@
 
 Steps (Cappellari 2017, 2023): the spectrum is moved to the templates' medium (air/vacuum) and rest frame
 (lambda / (1 + z)), cut to the fit window, log-rebinned when it is not log-sampled already (variance and mask
-rebinned with it), normalised by its median; pixels that are bad, lie in an emission-line mask
-(`ppxf_util.determine_mask`) or near the template edges are left out. Stage 1 fits V and sigma with an
+rebinned with it; the resolution then includes the old pixels' box, FWHM^2 += 8 ln2 dlambda^2 / 12, since
+`log_rebin` integrates the spectrum as a step function), normalised by its median; pixels that are bad, lie in
+an emission-line mask (`ppxf_util.determine_mask`) or near the template edges are left out. Stage 1 fits V and sigma with an
 additive polynomial (`degree`); stage 2 keeps V and sigma fixed and fits the population weights with a
 multiplicative polynomial (`mdegree`; optional regularisation). Weights -> labels as `templates` explains.
 
@@ -88,8 +89,9 @@ def _prepare_galaxy(spec: FitSpectrum, cfg: LabelFitConfig, grid: SSPGrid):
         ratio = np.interp(lam_new, lam, dlam_old) / (lam_new * dln)  # old / new pixel width
         if var is not None:
             var = ppxf_util.log_rebin(lam, var)[0] * ratio
-        if fwhm is not None:
-            fwhm = np.interp(lam_new, lam, fwhm)
+        if fwhm is not None:  # rebinning a step function adds the old pixel's box, sigma = dlam / sqrt(12)
+            fwhm = np.sqrt(np.interp(lam_new, lam, fwhm) ** 2
+                           + 8 * np.log(2) * np.interp(lam_new, lam, dlam_old) ** 2 / 12)
         bad = badf > 1e-6
         lam = lam_new
     return lam, flux, var, bad, fwhm
