@@ -105,7 +105,9 @@ def templates_for(grid: SSPGrid, velscale: float, wave_range: tuple[float, float
     """`build_templates`, cached per (grid, velscale, range, resolution) within the process."""
     key = hashlib.sha1(np.asarray([velscale, *wave_range], np.float64).round(6).tobytes()
                        + np.round(fwhm, 3).tobytes() + np.round(fwhm_lam[[0, -1]], 2).tobytes()
-                       + f"{id(grid)}{cfg.template_fwhm_aa}{cfg.light_window_aa}".encode()).hexdigest()
+                       + np.asarray([*grid.shape, *grid.log_ages[[0, -1]], *grid.zh[[0, -1]],
+                                     *grid.wavelength_aa[[0, -1]]], np.float64).tobytes()
+                       + f"{grid.name}{cfg.template_fwhm_aa}{cfg.light_window_aa}".encode()).hexdigest()
     hit = _TEMPLATE_CACHE.get(key)
     if hit is None:
         if len(_TEMPLATE_CACHE) > 16:
