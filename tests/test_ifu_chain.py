@@ -201,6 +201,21 @@ def test_table_and_training(chain):
     assert (d / "model" / "meta.json").is_file()
     assert main(["gradients", str(d / "sed" / "spaxels.parquet"), "--value", "log_age", "--min-inside", "2",
                  "--out", str(d / "grad.csv")]) == 0
+    # predictions of the model and the pPXF labels as maps on the cube's spaxels, with its WCS
+    assert main(["sed", "predict", "--model", str(d / "model"), "--table", str(d / "sed"),
+                 "--out", str(d / "pred.parquet")]) == 0
+    assert main(["ifu", "maps", str(d / "bins"), "--values", str(d / "labels.parquet"), "--out",
+                 str(d / "maps")]) == 0
+    assert main(["ifu", "maps", str(d / "bins"), "--values", str(d / "pred.parquet"), "--columns",
+                 "log_age_cnn", "--out", str(d / "maps_cnn")]) == 0
+    with fits.open(d / "maps" / "000001_maps.fits") as h:
+        age = h["LOG_AGE"].data
+        assert age.shape == (N, N) and h["LOG_AGE"].header["CTYPE1"].startswith("RA")
+    lab = pd.read_parquet(d / "labels.parquet").set_index(["galaxy_id", "spaxel_id"])
+    bm = read_spectrum_set(d / "bins" / "spectra" / "000001.fits").bin_map
+    assert age[2, 2] == pytest.approx(lab.loc[(1, bm[2, 2]), "log_age"], rel=1e-6)
+    with fits.open(d / "maps_cnn" / "000002_maps.fits") as h:
+        assert np.isnan(h["LOG_AGE_CNN"].data[4, 4])  # the DONOTUSE spaxel is in no bin
 
 
 def test_bad_cubes(tmp_path):

@@ -49,6 +49,16 @@ def register(subparsers: Any) -> None:
     tb.add_argument("--out", required=True, type=Path, help="SED-table folder to write")
     tb.add_argument("--overwrite", action="store_true")
     tb.set_defaults(func=run_table)
+    mp = sub.add_parser("maps", help="FITS maps of per-bin values (labels, predictions) with the cube's WCS",
+                        description="Paints each bin's value back onto its spaxels: one <galaxy_id>_maps.fits per "
+                        "galaxy, one image per column (NaN outside bins).")
+    mp.add_argument("bins", type=Path, metavar="BINS")
+    mp.add_argument("--values", required=True, type=Path, metavar="TABLE",
+                    help="table with galaxy_id, spaxel_id and the columns (labels or `sed predict` output)")
+    mp.add_argument("--columns", nargs="+", default=["log_age", "zh"], metavar="COL")
+    mp.add_argument("--out", required=True, type=Path, help="folder for the maps")
+    mp.add_argument("--overwrite", action="store_true")
+    mp.set_defaults(func=run_maps)
     p.set_defaults(func=lambda a: p.print_help() or 1)
 
 
@@ -83,4 +93,12 @@ def run_table(args: argparse.Namespace) -> int:
     table = build_ifu_table(args.bins, args.labels, args.filters, bands=args.bands, keep_flagged=args.keep_flagged)
     write_sed_table(table, args.out)
     print(f"wrote {args.out}: {len(table)} rows, {len(table.bands)} bands; dropped {table.meta['dropped']}")
+    return 0
+
+
+def run_maps(args: argparse.Namespace) -> int:
+    from ..datasets.ifu_maps import write_bin_maps
+
+    for path in write_bin_maps(args.bins, args.values, args.columns, args.out, overwrite=args.overwrite):
+        print(path)
     return 0
