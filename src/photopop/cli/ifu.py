@@ -90,6 +90,8 @@ def run_table(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.overwrite:
         raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
+    if args.out.exists() and not (args.out / "spaxels.parquet").is_file():
+        raise InputError(f"{args.out}: exists and is not an SED-table folder; not replacing it")
     table = build_ifu_table(args.bins, args.labels, args.filters, bands=args.bands, keep_flagged=args.keep_flagged)
     write_sed_table(table, args.out)
     print(f"wrote {args.out}: {len(table)} rows, {len(table.bands)} bands; dropped {table.meta['dropped']}")
