@@ -162,3 +162,21 @@ def test_bad_config_and_grid():
     g = SSPGrid([1e9, 1e10], [0.0], np.linspace(3000, 8000, 500), np.ones((1, 2, 500)), name="mine")
     with pytest.raises(InputError, match="resolution is unknown"):
         build_templates(g, 60.0, (4000.0, 6000.0), 3.0)
+
+
+def test_user_grid_file_gives_the_same_fit(templates_grid, tmp_path):
+    """A user grid (SSPGrid.save -> --ssp FILE) is fitted exactly like the grid it was saved from; its
+    resolution must be given, since a user file does not say it."""
+    from dataclasses import replace
+
+    path = tmp_path / "mygrid.npz"
+    templates_grid.save(path)
+    full = full_grid()
+    c = compose(full, mass_weights(full, [templates_grid.log_ages[18]], [1.0]), zh=0.0, dtype="float64")
+    spec = [observe(full.wavelength_aa, c.flux[0], snr=80, seed=5)]
+    with pytest.raises(InputError, match="resolution is unknown"):
+        fit_labels(spec, path, FAST)
+    mine = fit_labels(spec, path, replace(FAST, template_fwhm_aa=2.51))
+    ref = fit_labels(spec, templates_grid, FAST)
+    cols = ["log_age", "zh", "log_age_mw", "zh_mw", "sigma_kms", "chi2_red"]
+    np.testing.assert_allclose(mine[cols].to_numpy(float), ref[cols].to_numpy(float), rtol=1e-6)

@@ -234,3 +234,31 @@ def test_bad_cubes(tmp_path):
     (tmp_path / "mine").mkdir()
     with pytest.raises(InputError, match="exists"):
         prepare_ifu_bins([tmp_path / "nowcs.fits"], geom, tmp_path / "mine")
+
+
+@pytest.mark.parametrize("name, setup, fwhm, alpha", [("g.V1200.rscube.fits", "V1200", 2.3, 1.06),
+                                                     ("g.COMB.rscube.fits", "COMB", 6.0, 1.07)])
+def test_califa_setups(tmp_path, name, setup, fwhm, alpha):
+    write_califa(tmp_path / name)
+    out = prepare_ifu_bins([tmp_path / name], [GalaxyGeometry(3, 2.0, 0.015)], tmp_path / "bins",
+                           BinningConfig(target_sn=40))
+    gal = pd.read_parquet(out / "galaxies.parquet").iloc[0]
+    assert (gal["setup"], gal["fwhm_aa"], gal["covariance_alpha"]) == (setup, fwhm, alpha)
+    s = read_spectrum_set(out / "spectra" / "000003.fits")
+    np.testing.assert_allclose(s.fwhm_aa, fwhm)
+    # a bin of N spaxels: variance = sum of members' variances x (1 + alpha log10 N)^2
+    bins = pd.read_parquet(out / "bins.parquet").set_index("spaxel_id")
+    with fits.open(tmp_path / name) as h:
+        err = np.asarray(h["ERROR"].data, np.float64)
+    b = int(bins["n_spaxels"].idxmax())
+    members = s.bin_map == b
+    n = int(members.sum())
+    k = 700  # a pixel no member has flagged
+    expect = np.sum(err[k][members] ** 2) * (1 + alpha * np.log10(n)) ** 2
+    row = list(s.spaxel_id).index(b)
+    assert 1.0 / s.ivar[row, k] == pytest.approx(expect, rel=1e-5)
+    # --fwhm overrides the survey's value; --no-covariance switches the correction off
+    out2 = prepare_ifu_bins([tmp_path / name], [GalaxyGeometry(3, 2.0, 0.015)], tmp_path / "bins2",
+                            BinningConfig(target_sn=40, fwhm_aa=5.0, covariance_alpha=0.0))
+    gal2 = pd.read_parquet(out2 / "galaxies.parquet").iloc[0]
+    assert gal2["fwhm_aa"] == 5.0 and gal2["covariance_alpha"] == 0.0
