@@ -4,8 +4,8 @@ Steps (Cappellari 2017, 2023): the spectrum is moved to the templates' medium (a
 (lambda / (1 + z)), cut to the fit window, log-rebinned when it is not log-sampled already (variance and mask
 rebinned with it; the resolution then includes the old pixels' box, FWHM^2 += 8 ln2 dlambda^2 / 12, since
 `log_rebin` integrates the spectrum as a step function), normalised by its median; pixels that are bad, lie in
-an emission-line mask (`ppxf_util.determine_mask`) or near the template edges are left out. Stage 1 fits V and sigma with an
-additive polynomial (`degree`); stage 2 keeps V and sigma fixed and fits the population weights with a
+an emission-line mask (`ppxf_util.determine_mask`) or near the template edges are left out. Stage 1 fits V
+and sigma with an additive polynomial (`degree`); stage 2 keeps V and sigma fixed and fits the population weights with a
 multiplicative polynomial (`mdegree`; optional regularisation). Weights -> labels as `templates` explains.
 
 Reported per spectrum: labels, sigma (km/s, with its formal error scaled by sqrt(chi2_red)), the velocity
