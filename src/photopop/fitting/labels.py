@@ -3,7 +3,8 @@
 Columns (one row per spectrum, input order): id, log_age, zh (luminosity-weighted, photopop's definition:
 mean log10(age/yr) and [Z/H] weighted by light in the 5450-5550 A window), log_age_mw, zh_mw (surviving-mass
 weighted; NaN for grids without mass fractions unless config.mass = 'formed'), sigma_kms, sigma_err_kms,
-v_kms, chi2_red, chi2_flag (chi2_red > config.chi2_flag_max), snr, n_good, noise_source ('ivar' or
+v_kms, chi2_red, chi2_flag (chi2_red > config.chi2_flag_max), snr, n_good, fit_lo_aa / fit_hi_aa (the
+rest-frame range fitted), noise_source ('ivar' or
 'residuals' when the input had no errors: then chi2_red is NaN), status ('ok' or the reason), redshift, and
 galaxy_id / spaxel_id for binned IFU spectra.
 """
@@ -25,7 +26,7 @@ from .spectra import FitSpectrum
 from .templates import subset_grid
 
 LABEL_COLUMNS = ("id", "log_age", "zh", "log_age_mw", "zh_mw", "sigma_kms", "sigma_err_kms", "v_kms", "chi2_red",
-                 "chi2_flag", "snr", "n_good", "noise_source", "status", "redshift")
+                 "chi2_flag", "snr", "n_good", "fit_lo_aa", "fit_hi_aa", "noise_source", "status", "redshift")
 
 
 def template_range(cfg: LabelFitConfig) -> tuple[float, float]:

@@ -10,7 +10,9 @@ multiplicative polynomial (`mdegree`; optional regularisation). Weights -> label
 
 Reported per spectrum: labels, sigma (km/s, with its formal error scaled by sqrt(chi2_red)), the velocity
 relative to the given redshift, reduced chi2 of the population fit over the good pixels, S/N (median of
-flux / error per pixel over the good pixels), the number of good pixels, and `status` = 'ok' or why not.
+flux / error per pixel over the good pixels), the number of good pixels, the rest-frame range fitted
+(fit_lo_aa, fit_hi_aa: the window clipped to the data and to the templates' range -- for bc03_miles the MILES
+range 3540-7350 A where its 2.51 A resolution holds), and `status` = 'ok' or why not.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..populations.labels import weighted_means
 from ..populations.ssp import SSPGrid
 from .config import LabelFitConfig
 from .spectra import FitSpectrum
-from .templates import C_KMS, TemplateSet, build_templates
+from .templates import C_KMS, MILES_RANGE_AA, TemplateSet, build_templates
 
 #: exceptions pPXF raises on inputs it cannot fit (its checks are assertions) or a failed linear algebra step
 PPXF_ERRORS = (AssertionError, ValueError, np.linalg.LinAlgError, FloatingPointError)
@@ -34,7 +36,8 @@ NAN = float("nan")
 def _empty_row(spec: FitSpectrum, status: str) -> dict[str, Any]:
     row: dict[str, Any] = {"id": spec.id, "log_age": NAN, "zh": NAN, "log_age_mw": NAN, "zh_mw": NAN,
                            "sigma_kms": NAN, "sigma_err_kms": NAN, "v_kms": NAN, "chi2_red": NAN,
-                           "chi2_flag": False, "snr": NAN, "n_good": 0, "noise_source": "", "status": status}
+                           "chi2_flag": False, "snr": NAN, "n_good": 0, "fit_lo_aa": NAN, "fit_hi_aa": NAN,
+                           "noise_source": "", "status": status}
     for k in ("galaxy_id", "spaxel_id"):
         if k in spec.extra:
             row[k] = spec.extra[k]
@@ -67,7 +70,10 @@ def _prepare_galaxy(spec: FitSpectrum, cfg: LabelFitConfig, grid: SSPGrid):
     else:
         var = None
     fwhm = None if spec.fwhm_aa is None else np.asarray(spec.fwhm_aa, np.float64) / (1 + z)
-    tlo, thi = grid.wavelength_aa[0] + cfg.margin_aa, grid.wavelength_aa[-1] - cfg.margin_aa
+    g_lo, g_hi = float(grid.wavelength_aa[0]), float(grid.wavelength_aa[-1])
+    if grid.name == "bc03_miles":  # MILES resolution (the assumed template FWHM) only over MILES's range
+        g_lo, g_hi = max(g_lo, MILES_RANGE_AA[0]), min(g_hi, MILES_RANGE_AA[1])
+    tlo, thi = g_lo + cfg.margin_aa, g_hi - cfg.margin_aa
     w0, w1 = cfg.fit_window_aa
     lo, hi = max(w0, tlo, lam[0]), min(w1, thi, lam[-1])
     if not hi > lo or (hi - lo) < cfg.min_window_coverage * (w1 - w0):
@@ -200,5 +206,6 @@ def fit_spectrum(spec: FitSpectrum, grid: SSPGrid, cfg: LabelFitConfig) -> dict[
                 "chi2_red": chi2 if noise_source == "ivar" else NAN,
                 "chi2_flag": bool(noise_source == "ivar" and chi2 > cfg.chi2_flag_max),
                 "snr": float(np.median(gal[good1] / noise[good1])), "n_good": int(good1.sum()),
+                "fit_lo_aa": float(lam[0]), "fit_hi_aa": float(lam[-1]),
                 "noise_source": noise_source})
     return row
