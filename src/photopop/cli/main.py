@@ -20,6 +20,8 @@ from ..errors import PhotopopError
 COMMAND_MODULES = (
     "photometry",
     "bands",
+    "labels",
+    "ifu",
     "evaluate",
     "simulate",
     "sed",

@@ -23,6 +23,7 @@ east), inclination and R_e (thin disc; `photopop.evaluation.gradients.deprojecte
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -116,6 +117,88 @@ def _read_map(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     return arr
 
 
+@dataclass
+class CubeData:
+    """An IFU cube as arrays: flux (n_wave, ny, nx), wave (n_wave,) A, err or ivar (same shape, either may be
+    None), bad (True = unusable), sky (2x2 arcsec per pixel, (d col, d row) -> (east, north)), the flux unit,
+    layout ('califa' | 'manga'), the celestial WCS header (None when `pixel_scale_arcsec` replaced it), the
+    wavelength medium and the primary/FLUX header."""
+
+    flux: np.ndarray
+    wave: np.ndarray
+    err: np.ndarray | None
+    ivar: np.ndarray | None
+    bad: np.ndarray
+    sky: np.ndarray
+    flux_unit: str
+    layout: str
+    medium: str
+    header: Any
+    celestial_header: Any
+    extensions: dict[str, np.ndarray]
+
+
+def load_cube(cube_path: str | os.PathLike, *, pixel_scale_arcsec: float | None = None, flux_unit: str | None = None,
+              mask_bits: Sequence[int] = MANGA_BAD_BITS, layout: str = "auto",
+              extra_extensions: Sequence[str] = ()) -> CubeData:
+    """Read a CALIFA or MaNGA LOGCUBE cube (layouts in the module docstring) into `CubeData`, checked.
+
+    extra_extensions : names of further 1-D/2-D extensions to return when present (e.g. MaNGA 'SPECRES').
+    """
+    path = Path(cube_path)
+    with _open(path) as hdul:
+        kind = _cube_layout(hdul) if layout == "auto" else layout
+        names = {h.name.upper() for h in hdul}
+        if kind == "califa":
+            header = hdul[0].header
+            flux = np.asarray(hdul[0].data, dtype=np.float64)
+            wave = _linear_wavelength(header, flux.shape[0], path)
+            err = np.asarray(hdul["ERROR"].data, dtype=np.float64) if "ERROR" in names else None
+            bad = np.asarray(hdul["BADPIX"].data) != 0 if "BADPIX" in names else np.zeros(flux.shape, bool)
+            unit = flux_unit or CALIFA_FLUX_UNIT
+            ivar = None
+            medium = "air"
+        elif kind == "manga":
+            header = hdul["FLUX"].header
+            flux = np.asarray(hdul["FLUX"].data, dtype=np.float64)
+            wave = np.asarray(hdul["WAVE"].data, dtype=np.float64)
+            ivar = np.asarray(hdul["IVAR"].data, dtype=np.float64) if "IVAR" in names else None
+            bits = np.bitwise_or.reduce([1 << int(b) for b in mask_bits]) if len(mask_bits) else 0
+            bad = ((np.asarray(hdul["MASK"].data).astype(np.int64) & bits) != 0 if "MASK" in names
+                   else np.zeros(flux.shape, bool))
+            if ivar is not None:
+                bad |= ~(ivar > 0)
+            unit = flux_unit or MANGA_FLUX_UNIT
+            err = None
+            medium = "vacuum"
+        else:
+            raise InputError(f"layout must be 'auto', 'califa' or 'manga', got {layout!r}")
+        sky = _sky_matrix(header, pixel_scale_arcsec, path)
+        extensions = {n: np.asarray(hdul[n].data) for n in extra_extensions if n in names}
+        header = header.copy()
+    celestial = None
+    if pixel_scale_arcsec is None:
+        import warnings
+
+        from astropy.wcs import FITSFixedWarning, WCS
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            celestial = WCS(header).celestial.to_header()
+    if flux.ndim != 3 or wave.shape != (flux.shape[0],):
+        raise InputError(f"{path}: flux must be (n_wave, ny, nx) with a matching wavelength axis; got flux "
+                         f"{flux.shape}, wavelength {wave.shape}")
+    for arr, what in ((err, "ERROR"), (ivar, "IVAR"), (bad, "bad-pixel mask")):
+        if arr is not None and arr.shape != flux.shape:
+            raise InputError(f"{path}: {what} has shape {arr.shape}, flux has {flux.shape}")
+    if np.any(np.diff(wave) <= 0):
+        raise InputError(f"{path}: wavelengths are not strictly increasing")
+    bad = bad | ~np.isfinite(flux)
+    if err is not None:
+        bad |= ~np.isfinite(err) | (err <= 0)  # an error of 0 is no measurement
+    return CubeData(flux, wave, err, ivar, bad, sky, unit, kind, medium, header, celestial, extensions)
+
+
 def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None = None, *,
                   centre: tuple[float, float] | None = None, pa_deg: float = 0.0, inclination_deg: float = 0.0,
                   re_arcsec: float, system: Any = "jpas-califa", bands: Sequence[str] | None = None,
@@ -145,43 +228,10 @@ def read_ifu_cube(cube_path: str | os.PathLike, labels: Mapping[str, Any] | None
         raise InputError(f"re_arcsec must be > 0, got {re_arcsec}")
     if not 0 <= bad_pixel_max <= 1:
         raise InputError(f"bad_pixel_max must be in [0, 1], got {bad_pixel_max}")
-    with _open(path) as hdul:
-        kind = _cube_layout(hdul) if layout == "auto" else layout
-        if kind == "califa":
-            flux = np.asarray(hdul[0].data, dtype=np.float64)
-            wave = _linear_wavelength(hdul[0].header, flux.shape[0], path)
-            names = {h.name.upper() for h in hdul}
-            err = np.asarray(hdul["ERROR"].data, dtype=np.float64) if "ERROR" in names else None
-            bad = np.asarray(hdul["BADPIX"].data) != 0 if "BADPIX" in names else np.zeros(flux.shape, bool)
-            sky = _sky_matrix(hdul[0].header, pixel_scale_arcsec, path)
-            unit = flux_unit or CALIFA_FLUX_UNIT
-            ivar = None
-        elif kind == "manga":
-            flux = np.asarray(hdul["FLUX"].data, dtype=np.float64)
-            wave = np.asarray(hdul["WAVE"].data, dtype=np.float64)
-            names = {h.name.upper() for h in hdul}
-            ivar = np.asarray(hdul["IVAR"].data, dtype=np.float64) if "IVAR" in names else None
-            bits = np.bitwise_or.reduce([1 << int(b) for b in mask_bits]) if len(mask_bits) else 0
-            bad = ((np.asarray(hdul["MASK"].data).astype(np.int64) & bits) != 0 if "MASK" in names
-                   else np.zeros(flux.shape, bool))
-            if ivar is not None:
-                bad |= ~(ivar > 0)
-            sky = _sky_matrix(hdul["FLUX"].header, pixel_scale_arcsec, path)
-            unit = flux_unit or MANGA_FLUX_UNIT
-            err = None
-        else:
-            raise InputError(f"layout must be 'auto', 'califa' or 'manga', got {layout!r}")
-    if flux.ndim != 3 or wave.shape != (flux.shape[0],):
-        raise InputError(f"{path}: flux must be (n_wave, ny, nx) with a matching wavelength axis; got flux "
-                         f"{flux.shape}, wavelength {wave.shape}")
-    for arr, what in ((err, "ERROR"), (ivar, "IVAR"), (bad, "bad-pixel mask")):
-        if arr is not None and arr.shape != flux.shape:
-            raise InputError(f"{path}: {what} has shape {arr.shape}, flux has {flux.shape}")
-    if np.any(np.diff(wave) <= 0):
-        raise InputError(f"{path}: wavelengths are not strictly increasing")
-    bad = bad | ~np.isfinite(flux)
-    if err is not None:
-        bad |= ~np.isfinite(err) | (err <= 0)  # an error of 0 is no measurement
+    cube = load_cube(path, pixel_scale_arcsec=pixel_scale_arcsec, flux_unit=flux_unit, mask_bits=mask_bits,
+                     layout=layout)
+    flux, wave, err, ivar, bad, sky, unit, kind = (cube.flux, cube.wave, cube.err, cube.ivar, cube.bad, cube.sky,
+                                                   cube.flux_unit, cube.layout)
     nw, ny, nx = flux.shape
 
     fsys = load_filter_system(system)
