@@ -42,6 +42,8 @@ from ..evaluation.gradients import compare_gradients, radial_gradients
 from ..evaluation.metrics import scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import RandomForestConfig
+from ..models.floor import FloorConfig
+from ..models.template_library import TemplateLibraryConfig
 from ..models.sed_cnn import SEDCNNConfig
 from ..simulate.geometry import GalaxySampleConfig
 from ..simulate.ifu import IFUSurveyConfig, NoiseConfig, simulate_ifu_survey
@@ -195,6 +197,14 @@ class LiewCain2021Config:
         return self
 
 
+def _light_weighting(table: Any) -> str | None:
+    """Which light the table's luminosity-weighted labels are weighted by (a mock's config), else None."""
+    cfg = getattr(table, "config", None)
+    if isinstance(cfg, dict):
+        return cfg.get("light_weighting")
+    return getattr(cfg, "light_weighting", None)
+
+
 def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
     """The named preset: 'full' (paper settings), 'quick' (a few minutes on 2 CPU cores), 'tiny' (tests)."""
     if name == "full":
@@ -206,7 +216,9 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
                                   noise=_paper_noise()),
             cv=SEDCVConfig(joint_targets=True,
                            train=TrainConfig(max_epochs=80, patience=10, batch_size=128, num_threads=1),
-                           random_forest=RandomForestConfig(n_estimators=100)),
+                           random_forest=RandomForestConfig(n_estimators=100),
+                           template_fit=TemplateLibraryConfig(n_templates=5000),
+                           floor=FloorConfig(n_library=30_000)),
             gradients=GradientSettings(min_inside=20),
             properties=PropertySettings(per_bin=10),
             morphology=MorphologySettings(folds_used=1),
@@ -577,19 +589,22 @@ def collect_metrics(cfg: LiewCain2021Config, stages: Mapping[str, StageResult],
                               "pcc_residuals": pcc, "bias": cnn["bias"], "rmse": cnn["rmse"], "n": cnn["n"],
                               "gradient_bias": g.get("vs_label", {}).get("bias"),
                               "gradient_n": g.get("vs_label", {}).get("n"),
-                              "gradient_vs_true_robust_sigma": g.get("vs_true", {}).get("robust_sigma")}
+                              "gradient_vs_true_robust_sigma": g.get("vs_true", {}).get("robust_sigma"),
+                              "ratio_to_floor": cvm.get("ratio_to_floor", {}).get("cnn", {}).get(t)}
             if f"{t}_noisefree" in spx.columns:  # mock: against the labels before label noise
                 nf = scores(spx[f"{t}_noisefree"], spx[f"{set_name}_{t}_cnn"])
                 m[set_name][t]["robust_sigma_vs_noisefree"] = nf["robust_sigma"]
                 m[set_name][t]["label_noise_robust_sigma"] = scores(spx[f"{t}_noisefree"], spx[t])["robust_sigma"]
         baselines[set_name] = {meth: {t: v for t, v in vals.items()} for meth, vals in cvm.items()
-                               if meth not in ("cnn", "pcc_residuals")}
+                               if meth not in ("cnn", "pcc_residuals", "ratio_to_floor")}
         baselines[set_name]["pcc_residuals"] = cvm.get("pcc_residuals", {})
+        baselines[set_name]["ratio_to_floor"] = cvm.get("ratio_to_floor", {})
     m["baselines"] = baselines
     m["survey"] = {"n_galaxies": int(table.spaxels["galaxy_id"].nunique()), "n_spaxels": int(len(table.spaxels)),
                    "n_early": int((table.galaxies["type"] == "early").sum()) if table.galaxies is not None else None,
                    "n_bands": len(table.bands), "filter_system": table.filter_system,
-                   "ssp_grid": table.meta.get("ssp_grid")}
+                   "ssp_grid": table.meta.get("ssp_grid"),
+                   "light_weighting": _light_weighting(table)}
     m["gradients"] = {"settings": to_dict(cfg.gradients), **gm}
 
     pb = read_table(stages["properties"].file("bins.parquet"))

@@ -129,9 +129,20 @@ def floor_for_table(table: Any, config: FloorConfig | None = None, targets: Sequ
     """An `InformationFloor` fitted to a library drawn from the prior of the mock that made `table`."""
     from ..simulate.library import draw_prior_library
 
+    from ..config import config_hash
+
     cfg = config or FloorConfig()
     cfg.check()
     survey = survey_config_of(table)
-    lib = draw_prior_library(survey, cfg.n_library, seed=None if cfg.seed < 0 else cfg.seed,
-                             batch_galaxies=cfg.batch_galaxies, progress=progress)
+    key = (config_hash(survey, 16), cfg.n_library, cfg.seed, cfg.batch_galaxies)
+    lib = _LAST_LIBRARY.get(key)
+    if lib is None:  # Set A and Set B of one reproduction share the library: draw it once per process
+        lib = draw_prior_library(survey, cfg.n_library, seed=None if cfg.seed < 0 else cfg.seed,
+                                 batch_galaxies=cfg.batch_galaxies, progress=progress)
+        _LAST_LIBRARY.clear()
+        _LAST_LIBRARY[key] = lib
     return InformationFloor(cfg, targets).fit(lib, bands=list(table.bands))
+
+
+#: the most recently drawn prior library (one entry: bounded memory)
+_LAST_LIBRARY: dict[tuple, Any] = {}
