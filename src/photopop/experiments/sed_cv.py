@@ -336,7 +336,7 @@ def _run_template_library(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np
     z = _redshifts(tab, df)
     if "library" not in grid_cache:
         system = load_filter_system(tab.filter_system).select(list(tab.bands))
-        grid_cache["library"] = build_template_library(system, z, cfg.template_fit)
+        grid_cache["library"] = build_template_library(system, z, cfg.template_fit).select_bands(list(tab.bands))
     res = fit_template_library(grid_cache["library"], mags[test], None if _magerrs(tab, df) is None
                                else _magerrs(tab, df)[test], z[test], list(cfg.targets), cfg.template_fit)
     return pd.DataFrame({f"{t}_template_fit": res[t].to_numpy() for t in cfg.targets})

@@ -57,11 +57,23 @@ def build_template_library(system: Any, redshifts: np.ndarray, config: TemplateL
     redshift nodes covering `redshifts`."""
     from ..photometry import load_filter_system
 
+    from ..config import config_hash
+
     cfg = config or TemplateLibraryConfig()
     cfg.check()
     fs = load_filter_system(system)
     zs = redshift_grid(np.asarray(redshifts, dtype=np.float64), cfg.redshift_step)
-    return draw_uniform_library(fs, cfg.n_templates, cfg.seed, zs, cfg.prior)
+    key = (fs.name, tuple(fs.bands), tuple(np.round(zs, 12)), config_hash(cfg, 16))
+    lib = _LAST_LIBRARY.get(key)
+    if lib is None:  # Set A and Set B of one run share it: compose it once per process
+        lib = draw_uniform_library(fs, cfg.n_templates, cfg.seed, zs, cfg.prior)
+        _LAST_LIBRARY.clear()
+        _LAST_LIBRARY[key] = lib
+    return lib
+
+
+#: the most recently built template library (one entry: bounded memory)
+_LAST_LIBRARY: dict[tuple, SpaxelLibrary] = {}
 
 
 def fit_template_library(library: SpaxelLibrary, mags: np.ndarray, magerrs: np.ndarray | None,
