@@ -48,6 +48,7 @@ from ..models.sed_cnn import SEDCNNConfig
 from ..simulate.geometry import GalaxySampleConfig
 from ..simulate.ifu import IFUSurveyConfig, NoiseConfig, simulate_ifu_survey
 from ..training.fit import TrainConfig
+from .bagpipes_reference import BagpipesSettings, run_bagpipes_reference
 from .sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from .stages import StageResult, StageRunner
 from .studies import (
@@ -169,6 +170,8 @@ class LiewCain2021Config:
     training_size: TrainingSizeSettings = field(default_factory=TrainingSizeSettings)
     mass_gradients: MassGradientSettings = field(default_factory=MassGradientSettings)
     mismatch: MismatchSettings = field(default_factory=MismatchSettings)
+    #: bagpipes + nautilus reference fit of a few Set B spaxels (n_spaxels = 0: off; minutes per spaxel)
+    bagpipes: BagpipesSettings = field(default_factory=lambda: BagpipesSettings(n_spaxels=20))
     example_galaxy: int = -1
 
     def resolve(self) -> "LiewCain2021Config":
@@ -187,6 +190,7 @@ class LiewCain2021Config:
         self.gradients.validate()
         self.morphology.validate()
         self.training_size.validate()
+        self.bagpipes.validate()
         bad = [t for t in self.training_size.targets if t not in self.cv.targets]
         if bad:
             raise InputError(f"training_size.targets {bad} are not in cv.targets {list(self.cv.targets)}")
@@ -224,6 +228,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             morphology=MorphologySettings(folds_used=1),
             training_size=TrainingSizeSettings(fractions=(0.05, 0.25, 0.75), repeats=3),
             mass_gradients=MassGradientSettings(per_bin_early=4, per_bin_late=8),
+            bagpipes=BagpipesSettings(n_spaxels=0),
         )
     elif name == "tiny":
         cfg = LiewCain2021Config(
@@ -240,6 +245,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             morphology=MorphologySettings(folds_used=1),
             training_size=TrainingSizeSettings(fractions=(0.25, 0.75), repeats=1),
             mass_gradients=MassGradientSettings(per_bin_early=2, per_bin_late=3),
+            bagpipes=BagpipesSettings(n_spaxels=0),
         )
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
@@ -327,6 +333,18 @@ def _stage_cv(cfg: SEDCVConfig, say: Callable[[str], None],
         if bands is not None:
             table = _table_of(ups["survey"]).select_bands(bands)
         run_sed_cv(table, cfg, out, progress=lambda m: say(f"  cv {cfg.split}: {m}"))
+    return run
+
+
+def _stage_bagpipes(settings: BagpipesSettings, say: Callable[[str], None]
+                    ) -> Callable[[Path, Mapping[str, StageResult]], None]:
+    def run(out: Path, ups: Mapping[str, StageResult]) -> None:
+        cvm = json.loads(ups["cv_b"].file("metrics.json").read_text())
+        methods = [k for k in cvm if k not in ("pcc_residuals", "ratio_to_floor")]
+        res = run_bagpipes_reference(_table_of(ups["survey"]), settings,
+                                     read_table(ups["cv_b"].file("predictions.parquet")), methods,
+                                     progress=lambda m: say(f"  {m}"))
+        write_json_atomic(out / "bagpipes.json", res)
     return run
 
 
@@ -553,7 +571,12 @@ def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | 
     else:
         mismatch_note = ("skipped: no second SSP library given (set mismatch.ssp_folder or --mismatch-ssp to a "
                          "MILES-format folder such as MIUSCAT)")
+    if cfg.bagpipes.n_spaxels > 0:
+        runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, _stage_bagpipes(cfg.bagpipes, say),
+                   [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
+    if "bagpipes" in runner.results:
+        metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,
                            **{n: r.seconds for n, r in runner.results.items()}}
     write_json_atomic(out / "metrics.json", metrics)
