@@ -49,6 +49,7 @@ from ..simulate.geometry import GalaxySampleConfig
 from ..simulate.ifu import IFUSurveyConfig, NoiseConfig, simulate_ifu_survey
 from ..training.fit import TrainConfig
 from .bagpipes_reference import BagpipesSettings, run_bagpipes_reference
+from .diversity import DiversitySettings, run_diversity
 from .sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from .stages import StageResult, StageRunner
 from .studies import (
@@ -172,6 +173,8 @@ class LiewCain2021Config:
     mismatch: MismatchSettings = field(default_factory=MismatchSettings)
     #: bagpipes + nautilus reference fit of a few Set B spaxels (n_spaxels = 0: off; minutes per spaxel)
     bagpipes: BagpipesSettings = field(default_factory=lambda: BagpipesSettings(n_spaxels=20))
+    #: Set B robust sigma against the number of training galaxies (the paper's open question)
+    diversity: DiversitySettings = field(default_factory=DiversitySettings)
     example_galaxy: int = -1
 
     def resolve(self) -> "LiewCain2021Config":
@@ -191,6 +194,7 @@ class LiewCain2021Config:
         self.morphology.validate()
         self.training_size.validate()
         self.bagpipes.validate()
+        self.diversity.validate()
         bad = [t for t in self.training_size.targets if t not in self.cv.targets]
         if bad:
             raise InputError(f"training_size.targets {bad} are not in cv.targets {list(self.cv.targets)}")
@@ -229,6 +233,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.05, 0.25, 0.75), repeats=3),
             mass_gradients=MassGradientSettings(per_bin_early=4, per_bin_late=8),
             bagpipes=BagpipesSettings(n_spaxels=0),
+            diversity=DiversitySettings(n_galaxies=(10, 30), seeds=2),
         )
     elif name == "tiny":
         cfg = LiewCain2021Config(
@@ -246,6 +251,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.25, 0.75), repeats=1),
             mass_gradients=MassGradientSettings(per_bin_early=2, per_bin_late=3),
             bagpipes=BagpipesSettings(n_spaxels=0),
+            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1),
         )
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
@@ -333,6 +339,22 @@ def _stage_cv(cfg: SEDCVConfig, say: Callable[[str], None],
         if bands is not None:
             table = _table_of(ups["survey"]).select_bands(bands)
         run_sed_cv(table, cfg, out, progress=lambda m: say(f"  cv {cfg.split}: {m}"))
+    return run
+
+
+def _stage_diversity(cfg: LiewCain2021Config, say: Callable[[str], None]
+                     ) -> Callable[[Path, Mapping[str, StageResult]], None]:
+    def run(out: Path, ups: Mapping[str, StageResult]) -> None:
+        targets = tuple(cfg.cv.targets)
+        cvb = json.loads(ups["cv_b"].file("metrics.json").read_text())
+        cva = json.loads(ups["cv_a"].file("metrics.json").read_text())
+        floor = {t: cvb["floor"][t]["robust_sigma"] for t in targets} if "floor" in cvb else None
+        rows = run_diversity(_table_of(ups["survey"]), cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets,
+                             floor, progress=lambda m: say(f"  {m}"))
+        for r in rows:
+            r["set_a_reference"] = {t: cva["cnn"][t]["robust_sigma"] for t in targets}
+            r["set_b_reference"] = {t: cvb["cnn"][t]["robust_sigma"] for t in targets}
+        write_json_atomic(out / "diversity.json", rows)
     return run
 
 
@@ -571,10 +593,16 @@ def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | 
     else:
         mismatch_note = ("skipped: no second SSP library given (set mismatch.ssp_folder or --mismatch-ssp to a "
                          "MILES-format folder such as MIUSCAT)")
+    if cfg.diversity.enabled:
+        runner.run("diversity", {"diversity": to_dict(cfg.diversity), "cv": _cv_settings(cfg.cv),
+                                 "survey": to_dict(cfg.survey)},
+                   _stage_diversity(cfg, say), [survey, cv["set_a"], cv["set_b"]], resumable=False)
     if cfg.bagpipes.n_spaxels > 0:
         runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, _stage_bagpipes(cfg.bagpipes, say),
                    [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
+    if "diversity" in runner.results:
+        metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
     if "bagpipes" in runner.results:
         metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,
