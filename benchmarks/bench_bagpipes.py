@@ -19,7 +19,10 @@ import platform
 from pathlib import Path
 
 from photopop.datasets.sed_table import read_sed_table
-from photopop.experiments.bagpipes_reference import BagpipesSettings, run_bagpipes_reference
+from photopop.experiments.bagpipes_reference import (
+    BagpipesSettings,
+    run_bagpipes_reference,
+)
 from photopop.io import read_table, write_json_atomic
 
 

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from photopop.errors import InputError
-from photopop.models.template_library import TemplateLibraryConfig, build_template_library, fit_template_library
+from photopop.models.template_library import (
+    TemplateLibraryConfig,
+    build_template_library,
+    fit_template_library,
+)
 from photopop.photometry import load_filter_system
 from photopop.simulate.library import UniformPriorConfig
 

@@ -39,11 +39,20 @@ from ..errors import InputError
 from ..evaluation.metrics import pearson_r, scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomDrawBaseline, RandomForestBaseline, RandomForestConfig
+from ..models.floor import FloorConfig, floor_for_table
 from ..models.saved import table_hash
 from ..models.sed_cnn import SEDCNNConfig
-from ..models.floor import FloorConfig, floor_for_table
-from ..models.template_fit import TemplateGridConfig, build_template_grid, floored_magerr, redshift_grid
-from ..models.template_library import TemplateLibraryConfig, build_template_library, fit_template_library
+from ..models.template_fit import (
+    TemplateGridConfig,
+    build_template_grid,
+    floored_magerr,
+    redshift_grid,
+)
+from ..models.template_library import (
+    TemplateLibraryConfig,
+    build_template_library,
+    fit_template_library,
+)
 from ..splits import carve_validation, make_folds, normalise_scheme
 from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 

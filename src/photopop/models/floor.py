@@ -127,9 +127,8 @@ def survey_config_of(table: Any) -> Any:
 def floor_for_table(table: Any, config: FloorConfig | None = None, targets: Sequence[str] = ("log_age", "zh"),
                     progress: Callable[[str], None] | None = None) -> InformationFloor:
     """An `InformationFloor` fitted to a library drawn from the prior of the mock that made `table`."""
-    from ..simulate.library import draw_prior_library
-
     from ..config import config_hash
+    from ..simulate.library import draw_prior_library
 
     cfg = config or FloorConfig()
     cfg.check()

@@ -55,9 +55,8 @@ def build_template_library(system: Any, redshifts: np.ndarray, config: TemplateL
                            ) -> SpaxelLibrary:
     """The template library of `config` observed through `system` (a FilterSystem or its name) at the
     redshift nodes covering `redshifts`."""
-    from ..photometry import load_filter_system
-
     from ..config import config_hash
+    from ..photometry import load_filter_system
 
     cfg = config or TemplateLibraryConfig()
     cfg.check()

@@ -33,8 +33,14 @@ from ..populations.labels import Labels
 from ..populations.nebular import NebularLines
 from ..populations.sfh import Combined, DelayedTau, Exponential, with_burst
 from ..populations.ssp import SSPGrid
-from .ifu import (IFUSurveyConfig, SlopedCalzetti, _galaxy_photometry, _mass_kind, _observe,
-                  plan_survey)
+from .ifu import (
+    IFUSurveyConfig,
+    SlopedCalzetti,
+    _galaxy_photometry,
+    _mass_kind,
+    _observe,
+    plan_survey,
+)
 
 #: labels every library carries (the SED-table label columns)
 LIBRARY_LABELS = ("log_age", "zh", "log_age_mw", "zh_mw", "a_v", "log_ssfr")
