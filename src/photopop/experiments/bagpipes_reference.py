@@ -17,18 +17,21 @@ predictions of `photopop sed cv` on the same table, the other methods' robust si
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..datasets.sed_table import read_sed_table
 from ..errors import InputError
 from ..evaluation.metrics import robust_sigma
+from ..io import read_table, write_json_atomic
 
 
 @dataclass
@@ -145,3 +148,15 @@ def run_bagpipes_reference(table: Any, settings: BagpipesSettings, predictions: 
                     res.setdefault("same_spaxels", {}).setdefault(meth, {})[t] = {
                         "robust_sigma": robust_sigma(pred[f"{t}_{meth}"].to_numpy() - spx[t].to_numpy())}
     return res
+
+
+def bagpipes_stage(settings: BagpipesSettings, say: Callable[[str], None]) -> Callable[[Path, Mapping[str, Any]], None]:
+    """The reproduction's `bagpipes` stage: needs the `survey` and `cv_b` stages; writes bagpipes.json."""
+    def run(out: Path, ups: Mapping[str, Any]) -> None:
+        cvm = json.loads(ups["cv_b"].file("metrics.json").read_text())
+        methods = [k for k in cvm if k not in ("pcc_residuals", "ratio_to_floor")]
+        res = run_bagpipes_reference(read_sed_table(ups["survey"].path / "table"), settings,
+                                     read_table(ups["cv_b"].file("predictions.parquet")), methods,
+                                     progress=lambda m: say(f"  {m}"))
+        write_json_atomic(out / "bagpipes.json", res)
+    return run

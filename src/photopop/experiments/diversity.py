@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..datasets.sed_table import read_sed_table
 from ..errors import InputError
 from ..evaluation.metrics import robust_sigma
+from ..io import write_json_atomic
 from ..simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
 from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 from .sed_cv import SEDCVConfig, derived_seed
@@ -78,3 +82,19 @@ def run_diversity(test_table: Any, survey: IFUSurveyConfig, cv: SEDCVConfig, set
                                      for t in targets}
         rows.append(row)
     return rows
+
+
+def diversity_stage(survey: IFUSurveyConfig, cv: SEDCVConfig, settings: DiversitySettings, seed: int,
+                    targets: Sequence[str], say: Callable[[str], None]) -> Callable[[Path, Mapping[str, Any]], None]:
+    """The reproduction's `diversity` stage: needs the `survey`, `cv_a` and `cv_b` stages; writes diversity.json."""
+    def run(out: Path, ups: Mapping[str, Any]) -> None:
+        cvb = json.loads(ups["cv_b"].file("metrics.json").read_text())
+        cva = json.loads(ups["cv_a"].file("metrics.json").read_text())
+        floor = {t: cvb["floor"][t]["robust_sigma"] for t in targets} if "floor" in cvb else None
+        rows = run_diversity(read_sed_table(ups["survey"].path / "table"), survey, cv, settings, seed, targets,
+                             floor, progress=lambda m: say(f"  {m}"))
+        for r in rows:
+            r["set_a_reference"] = {t: cva["cnn"][t]["robust_sigma"] for t in targets}
+            r["set_b_reference"] = {t: cvb["cnn"][t]["robust_sigma"] for t in targets}
+        write_json_atomic(out / "diversity.json", rows)
+    return run

@@ -48,8 +48,8 @@ from ..models.sed_cnn import SEDCNNConfig
 from ..simulate.geometry import GalaxySampleConfig
 from ..simulate.ifu import IFUSurveyConfig, NoiseConfig, simulate_ifu_survey
 from ..training.fit import TrainConfig
-from .bagpipes_reference import BagpipesSettings, run_bagpipes_reference
-from .diversity import DiversitySettings, run_diversity
+from .bagpipes_reference import BagpipesSettings, bagpipes_stage
+from .diversity import DiversitySettings, diversity_stage
 from .sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from .stages import StageResult, StageRunner
 from .studies import (
@@ -342,34 +342,6 @@ def _stage_cv(cfg: SEDCVConfig, say: Callable[[str], None],
     return run
 
 
-def _stage_diversity(cfg: LiewCain2021Config, say: Callable[[str], None]
-                     ) -> Callable[[Path, Mapping[str, StageResult]], None]:
-    def run(out: Path, ups: Mapping[str, StageResult]) -> None:
-        targets = tuple(cfg.cv.targets)
-        cvb = json.loads(ups["cv_b"].file("metrics.json").read_text())
-        cva = json.loads(ups["cv_a"].file("metrics.json").read_text())
-        floor = {t: cvb["floor"][t]["robust_sigma"] for t in targets} if "floor" in cvb else None
-        rows = run_diversity(_table_of(ups["survey"]), cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets,
-                             floor, progress=lambda m: say(f"  {m}"))
-        for r in rows:
-            r["set_a_reference"] = {t: cva["cnn"][t]["robust_sigma"] for t in targets}
-            r["set_b_reference"] = {t: cvb["cnn"][t]["robust_sigma"] for t in targets}
-        write_json_atomic(out / "diversity.json", rows)
-    return run
-
-
-def _stage_bagpipes(settings: BagpipesSettings, say: Callable[[str], None]
-                    ) -> Callable[[Path, Mapping[str, StageResult]], None]:
-    def run(out: Path, ups: Mapping[str, StageResult]) -> None:
-        cvm = json.loads(ups["cv_b"].file("metrics.json").read_text())
-        methods = [k for k in cvm if k not in ("pcc_residuals", "ratio_to_floor")]
-        res = run_bagpipes_reference(_table_of(ups["survey"]), settings,
-                                     read_table(ups["cv_b"].file("predictions.parquet")), methods,
-                                     progress=lambda m: say(f"  {m}"))
-        write_json_atomic(out / "bagpipes.json", res)
-    return run
-
-
 def _spaxel_frame(table: SEDTable, targets: tuple[str, ...]) -> pd.DataFrame:
     cols = ["galaxy_id", "spaxel_id", "r_re", *targets] + [f"{t}_true" for t in targets
                                                             if f"{t}_true" in table.spaxels.columns]
@@ -596,9 +568,10 @@ def run_liew_cain_2021(config: LiewCain2021Config | None = None, out_dir: str | 
     if cfg.diversity.enabled:
         runner.run("diversity", {"diversity": to_dict(cfg.diversity), "cv": _cv_settings(cfg.cv),
                                  "survey": to_dict(cfg.survey)},
-                   _stage_diversity(cfg, say), [survey, cv["set_a"], cv["set_b"]], resumable=False)
+                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, say),
+                   [survey, cv["set_a"], cv["set_b"]])
     if cfg.bagpipes.n_spaxels > 0:
-        runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, _stage_bagpipes(cfg.bagpipes, say),
+        runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, bagpipes_stage(cfg.bagpipes, say),
                    [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
     if "diversity" in runner.results:
