@@ -104,6 +104,13 @@ def test_tiny_run_writes_metrics_report_and_config(tiny_run):
     assert set(m["property_dependence"]["set_a"]["log_age"]) == {"log_ssfr", "inclination_deg", "a_v", "bulge_fraction"}
     assert "label" in m["mass_gradients"] and "set_b_cnn" in m["mass_gradients"]
     assert "skipped" in m["model_mismatch"]
+    # the diversity study (Set B robust sigma against training galaxies): the contract's shape
+    assert [r["n_galaxies"] for r in m["diversity"]] == [4, 8]
+    for r in m["diversity"]:
+        assert r["seeds"] == 1 and set(r["set_b"]) == {"log_age", "zh"}
+        assert 0 < r["set_b"]["zh"]["robust_sigma"] < 2 and r["set_b"]["zh"]["robust_sigma_std"] is None
+        assert r["set_a_reference"]["log_age"] == m["set_a"]["log_age"]["robust_sigma"]
+    assert m["survey"]["light_weighting"] == "attenuated"
     g = m["gradients"]["log_age"]
     assert g["n_selected"] >= 1 and "label_vs_true" in g and "set_a_cnn" in g
     # the report: one self-contained file with embedded figures and the paper's numbers

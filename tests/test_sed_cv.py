@@ -13,7 +13,10 @@ from photopop.experiments.sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from photopop.models.baselines import RandomForestConfig
 from photopop.models.saved import table_hash
 from photopop.models.sed_cnn import SEDCNNConfig
+from photopop.models.floor import FloorConfig
 from photopop.models.template_fit import TemplateGridConfig
+from photopop.models.template_library import TemplateLibraryConfig
+from photopop.simulate.library import UniformPriorConfig
 from photopop.splits import carve_validation, make_folds
 from photopop.training.fit import TrainConfig
 
@@ -151,16 +154,27 @@ def test_cli_end_to_end_on_mock_with_template_fit(tmp_path):
 
     mock = simulate_ifu_survey(IFUSurveyConfig(sample=GalaxySampleConfig(n_galaxies=8, spaxels_per_galaxy=30)))
     mock.write(tmp_path / "mock")
-    cfg = _cfg("B", methods=("cnn", "constant", "random", "random_forest", "template_fit"))
+    cfg = _cfg("B", methods=("cnn", "constant", "random", "random_forest", "template_fit", "template_grid", "floor"))
     cfg.template_grid = TemplateGridConfig(ages_gyr=(0.5, 2.0, 8.0), taus_gyr=(0.3, 3.0), zh=(-0.8, -0.3, 0.1),
                                            a_v=(0.0, 0.5, 1.0))
+    cfg.template_fit = TemplateLibraryConfig(n_templates=300, prior=UniformPriorConfig(chunk=100))
+    cfg.floor = FloorConfig(batch_galaxies=10)
     save_config(cfg, tmp_path / "cfg.toml")
     rc = main(["sed", "cv", "--table", str(tmp_path / "mock"), "--split", "B", "--target", "both",
                "--out", str(tmp_path / "cv"), "--config", str(tmp_path / "cfg.toml"), "--max-epochs", "2",
-               "--seed", "1", "--quiet"])
+               "--seed", "1", "--quiet", "--floor-library", "400"])
     assert rc == 0
     m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
-    assert m["template_fit"]["log_age"]["n"] == len(mock.spaxels)
+    for meth in ("template_fit", "template_grid", "floor"):
+        assert m[meth]["log_age"]["n"] == len(mock.spaxels)
+    # ratio_to_floor: robust sigma of each other method over the floor's, per target
+    assert set(m["ratio_to_floor"]) == {"cnn", "constant", "random", "random_forest", "template_fit", "template_grid"}
+    for meth, per in m["ratio_to_floor"].items():
+        for t in ("log_age", "zh"):
+            assert per[t] == pytest.approx(m[meth][t]["robust_sigma"] / m["floor"][t]["robust_sigma"])
+    pred = pd.read_parquet(tmp_path / "cv" / "folds" / "fold_0" / "pred_floor.parquet")
+    assert {"log_age_floor", "log_age_floor_p16", "log_age_floor_p84", "floor_ess"} <= set(pred.columns)
+    assert np.all(pred["log_age_floor_p16"] <= pred["log_age_floor_p84"])
     assert (tmp_path / "cv" / "figures" / "pred_vs_true_cnn.png").stat().st_size > 1000
     assert (tmp_path / "cv" / "figures" / "learning_curves.png").exists()
     assert json.loads((tmp_path / "cv" / "meta.json").read_text())["seed"] == 1
@@ -181,6 +195,12 @@ def test_cli_reports_mismatch(tmp_path, capsys):
     rc = main(["sed", "predict", "--model", str(tmp_path / "m"), "--table", str(tmp_path / "o"),
                "--out", str(tmp_path / "p.csv")])
     assert rc == 2 and "filter system differs" in capsys.readouterr().err
+
+
+def test_floor_refused_upfront_for_a_table_without_a_simulator(tmp_path):
+    with pytest.raises(InputError, match="mock IFU"):
+        run_sed_cv(_table(), _cfg(methods=("cnn", "floor")), tmp_path / "f")
+    assert not (tmp_path / "f" / "folds").exists()
 
 
 def test_template_fit_refused_upfront_without_a_known_filter_system(tmp_path):

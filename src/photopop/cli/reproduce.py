@@ -83,18 +83,23 @@ def run_liew_cain(args: argparse.Namespace) -> int:
         sys.stdout.write(dumps_json({"out": str(args.out), **head, "paper": paper}) + "\n")
         return 0
     lines = [f"wrote {args.out}/metrics.json" + ("" if args.no_report else f" and {args.out}/report.html"),
-             f"{'':8s}{'target':8s}{'robust σ':>18s}{'gradient σ':>18s}{'PCC':>16s}   (photopop / paper)"]
+             f"{'':8s}{'target':8s}{'robust σ':>18s}{'gradient σ':>18s}{'PCC':>16s}{'σ/floor':>9s}   (photopop / paper)"]
     for s, name in (("set_a", "Set A"), ("set_b", "Set B")):
         for t in ("log_age", "zh"):
             mine, pub = m[s][t], m["paper"][s][t]
             lines.append(f"{name:8s}{t:8s}{_pair(mine['robust_sigma'], pub['robust_sigma']):>18s}"
                          f"{_pair(mine['gradient_robust_sigma'], pub['gradient_robust_sigma']):>18s}"
-                         f"{_pair(mine['pcc_residuals'], pub['pcc_residuals']):>16s}")
+                         f"{_pair(mine['pcc_residuals'], pub['pcc_residuals']):>16s}"
+                         f"{_ratio(mine.get('ratio_to_floor')):>9s}")
     mm = m.get("model_mismatch", {})
     if "skipped" in mm:
         lines.append(f"model mismatch: {mm['skipped']}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _ratio(r: Any) -> str:
+    return "n/a" if r is None else f"{r:.2f}"
 
 
 def _pair(a: Any, b: Any) -> str:

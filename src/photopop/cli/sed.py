@@ -40,7 +40,11 @@ def register(subparsers: Any) -> None:
     cv.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
     cv.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output folder")
     cv.add_argument("--config", type=Path, help="TOML/YAML with SEDCVConfig settings ([architecture], [train], ...)")
-    cv.add_argument("--methods", nargs="+", metavar="M", help="subset of cnn constant random random_forest template_fit")
+    cv.add_argument("--methods", nargs="+", metavar="M",
+                    help="subset of cnn constant random random_forest template_fit template_grid floor "
+                         "(default all but template_grid; floor needs a mock table)")
+    cv.add_argument("--floor-library", type=arg(positive_int, "--floor-library"), metavar="N",
+                    help="spaxels in the information floor's prior library (default 100000; 1e6 for a tighter floor)")
     cv.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N", help="cap on training epochs (paper: 5000)")
     cv.add_argument("--patience", type=arg(positive_int, "--patience"), metavar="N", help="early-stopping patience (paper: 25)")
     cv.add_argument("--seed", type=arg(seed, "--seed"), metavar="S", help="seed of folds, validation sets and networks")
@@ -134,6 +138,7 @@ def run_cv(args: argparse.Namespace) -> int:
                    joint_targets=True if args.joint else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, patience=args.patience, device=args.device)
     cfg.random_forest = _replace(cfg.random_forest, n_jobs=args.n_jobs)
+    cfg.floor = _replace(cfg.floor, n_library=args.floor_library)
     res = run_sed_cv(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet), overwrite=args.overwrite)
     if not args.no_figures:
         from ..report.sed_figures import make_cv_figures
@@ -148,13 +153,17 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"{'method':<14}{'target':<9}{'robust_sigma':>13}{'rmse':>9}{'bias':>9}{'n':>8}")
     for method, per in metrics.items():
-        if method == "pcc_residuals":
+        if method in ("pcc_residuals", "ratio_to_floor"):
             continue
         for t, s in per.items():
             lines.append(f"{method:<14}{t:<9}{s['robust_sigma']:>13.4f}{s['rmse']:>9.4f}{s['bias']:>9.4f}{s['n']:>8d}")
     if metrics.get("pcc_residuals"):
         lines.append("PCC(age, Z residuals): " + ", ".join(f"{m} {r:+.2f}" for m, r in metrics["pcc_residuals"].items()
                                                              if r is not None))
+    if metrics.get("ratio_to_floor"):
+        lines.append("robust sigma / information floor's: " + "; ".join(
+            f"{m} " + ", ".join(f"{t} {r:.2f}" for t, r in per.items() if r is not None)
+            for m, per in metrics["ratio_to_floor"].items()))
     return "\n".join(lines)
 
 

@@ -42,10 +42,14 @@ from ..evaluation.gradients import compare_gradients, radial_gradients
 from ..evaluation.metrics import scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import RandomForestConfig
+from ..models.floor import FloorConfig
+from ..models.template_library import TemplateLibraryConfig
 from ..models.sed_cnn import SEDCNNConfig
 from ..simulate.geometry import GalaxySampleConfig
 from ..simulate.ifu import IFUSurveyConfig, NoiseConfig, simulate_ifu_survey
 from ..training.fit import TrainConfig
+from .bagpipes_reference import BagpipesSettings, bagpipes_stage
+from .diversity import DiversitySettings, diversity_stage
 from .sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from .stages import StageResult, StageRunner
 from .studies import (
@@ -167,6 +171,10 @@ class LiewCain2021Config:
     training_size: TrainingSizeSettings = field(default_factory=TrainingSizeSettings)
     mass_gradients: MassGradientSettings = field(default_factory=MassGradientSettings)
     mismatch: MismatchSettings = field(default_factory=MismatchSettings)
+    #: bagpipes + nautilus reference fit of a few Set B spaxels (n_spaxels = 0: off; minutes per spaxel)
+    bagpipes: BagpipesSettings = field(default_factory=lambda: BagpipesSettings(n_spaxels=20))
+    #: Set B robust sigma against the number of training galaxies (the paper's open question)
+    diversity: DiversitySettings = field(default_factory=DiversitySettings)
     example_galaxy: int = -1
 
     def resolve(self) -> "LiewCain2021Config":
@@ -185,6 +193,8 @@ class LiewCain2021Config:
         self.gradients.validate()
         self.morphology.validate()
         self.training_size.validate()
+        self.bagpipes.validate()
+        self.diversity.validate()
         bad = [t for t in self.training_size.targets if t not in self.cv.targets]
         if bad:
             raise InputError(f"training_size.targets {bad} are not in cv.targets {list(self.cv.targets)}")
@@ -193,6 +203,14 @@ class LiewCain2021Config:
         if self.properties.per_bin < 1 or self.mass_gradients.per_bin_early < 1 or self.mass_gradients.per_bin_late < 1:
             raise InputError("galaxies per bin must be >= 1")
         return self
+
+
+def _light_weighting(table: Any) -> str | None:
+    """Which light the table's luminosity-weighted labels are weighted by (a mock's config), else None."""
+    cfg = getattr(table, "config", None)
+    if isinstance(cfg, dict):
+        return cfg.get("light_weighting")
+    return getattr(cfg, "light_weighting", None)
 
 
 def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
@@ -206,12 +224,16 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
                                   noise=_paper_noise()),
             cv=SEDCVConfig(joint_targets=True,
                            train=TrainConfig(max_epochs=80, patience=10, batch_size=128, num_threads=1),
-                           random_forest=RandomForestConfig(n_estimators=100)),
+                           random_forest=RandomForestConfig(n_estimators=100),
+                           template_fit=TemplateLibraryConfig(n_templates=5000),
+                           floor=FloorConfig(n_library=30_000)),
             gradients=GradientSettings(min_inside=20),
             properties=PropertySettings(per_bin=10),
             morphology=MorphologySettings(folds_used=1),
             training_size=TrainingSizeSettings(fractions=(0.05, 0.25, 0.75), repeats=3),
             mass_gradients=MassGradientSettings(per_bin_early=4, per_bin_late=8),
+            bagpipes=BagpipesSettings(n_spaxels=0),
+            diversity=DiversitySettings(n_galaxies=(10, 30), seeds=2),
         )
     elif name == "tiny":
         cfg = LiewCain2021Config(
@@ -228,6 +250,8 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             morphology=MorphologySettings(folds_used=1),
             training_size=TrainingSizeSettings(fractions=(0.25, 0.75), repeats=1),
             mass_gradients=MassGradientSettings(per_bin_early=2, per_bin_late=3),
+            bagpipes=BagpipesSettings(n_spaxels=0),
+            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1),
         )
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
@@ -556,7 +580,19 @@ def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: 
     else:
         mismatch_note = ("skipped: no second SSP library given (set mismatch.ssp_folder or --mismatch-ssp to a "
                          "MILES-format folder such as MIUSCAT)")
+    if cfg.diversity.enabled:
+        runner.run("diversity", {"diversity": to_dict(cfg.diversity), "cv": _cv_settings(cfg.cv),
+                                 "survey": to_dict(cfg.survey)},
+                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, say),
+                   [survey, cv["set_a"], cv["set_b"]])
+    if cfg.bagpipes.n_spaxels > 0:
+        runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, bagpipes_stage(cfg.bagpipes, say),
+                   [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
+    if "diversity" in runner.results:
+        metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
+    if "bagpipes" in runner.results:
+        metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,
                            **{n: r.seconds for n, r in runner.results.items()}}
     write_json_atomic(out / "metrics.json", metrics)
@@ -592,19 +628,22 @@ def collect_metrics(cfg: LiewCain2021Config, stages: Mapping[str, StageResult],
                               "pcc_residuals": pcc, "bias": cnn["bias"], "rmse": cnn["rmse"], "n": cnn["n"],
                               "gradient_bias": g.get("vs_label", {}).get("bias"),
                               "gradient_n": g.get("vs_label", {}).get("n"),
-                              "gradient_vs_true_robust_sigma": g.get("vs_true", {}).get("robust_sigma")}
+                              "gradient_vs_true_robust_sigma": g.get("vs_true", {}).get("robust_sigma"),
+                              "ratio_to_floor": cvm.get("ratio_to_floor", {}).get("cnn", {}).get(t)}
             if f"{t}_noisefree" in spx.columns:  # mock: against the labels before label noise
                 nf = scores(spx[f"{t}_noisefree"], spx[f"{set_name}_{t}_cnn"])
                 m[set_name][t]["robust_sigma_vs_noisefree"] = nf["robust_sigma"]
                 m[set_name][t]["label_noise_robust_sigma"] = scores(spx[f"{t}_noisefree"], spx[t])["robust_sigma"]
         baselines[set_name] = {meth: {t: v for t, v in vals.items()} for meth, vals in cvm.items()
-                               if meth not in ("cnn", "pcc_residuals")}
+                               if meth not in ("cnn", "pcc_residuals", "ratio_to_floor")}
         baselines[set_name]["pcc_residuals"] = cvm.get("pcc_residuals", {})
+        baselines[set_name]["ratio_to_floor"] = cvm.get("ratio_to_floor", {})
     m["baselines"] = baselines
     m["survey"] = {"n_galaxies": int(table.spaxels["galaxy_id"].nunique()), "n_spaxels": int(len(table.spaxels)),
                    "n_early": int((table.galaxies["type"] == "early").sum()) if table.galaxies is not None else None,
                    "n_bands": len(table.bands), "filter_system": table.filter_system,
-                   "ssp_grid": table.meta.get("ssp_grid")}
+                   "ssp_grid": table.meta.get("ssp_grid"),
+                   "light_weighting": _light_weighting(table)}
     m["gradients"] = {"settings": to_dict(cfg.gradients), **gm}
 
     pb = read_table(stages["properties"].file("bins.parquet"))

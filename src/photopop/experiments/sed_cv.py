@@ -6,8 +6,11 @@ network per target as in the paper, or one joint network) is trained on the othe
 validation set carved from them with the same grouping (`splits.carve_validation`), and predicts
 the held-out fold, so every spaxel gets an out-of-fold prediction. The same folds drive the
 baselines: constant (training mean), random draw from the training labels, a random forest on the
-same magnitudes, and the chi-square template fit (no training; templates from photopop's
-populations at the galaxies' redshifts).
+same magnitudes, the chi-square template fit (no training; the mock's model family under broad
+uniform priors at the galaxies' redshifts, `photopop.models.template_library`), the classic
+delayed-tau grid fit (`template_grid`, off by default) and the information floor (`floor`: the
+Bayes estimate under the simulator's own prior, `photopop.models.floor`; mock tables only).
+metrics.json then also holds ``ratio_to_floor``: robust sigma of each method over the floor's, per target.
 
 Output folder::
 
@@ -36,13 +39,26 @@ from ..errors import InputError
 from ..evaluation.metrics import pearson_r, scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomDrawBaseline, RandomForestBaseline, RandomForestConfig
+from ..models.floor import FloorConfig, floor_for_table
 from ..models.saved import table_hash
 from ..models.sed_cnn import SEDCNNConfig
-from ..models.template_fit import TemplateGridConfig, build_template_grid, floored_magerr, redshift_grid
+from ..models.template_fit import (
+    TemplateGridConfig,
+    build_template_grid,
+    floored_magerr,
+    redshift_grid,
+)
+from ..models.template_library import (
+    TemplateLibraryConfig,
+    build_template_library,
+    fit_template_library,
+)
 from ..splits import carve_validation, make_folds, normalise_scheme
 from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 
-METHODS = ("cnn", "constant", "random", "random_forest", "template_fit")
+METHODS = ("cnn", "constant", "random", "random_forest", "template_fit", "template_grid", "floor")
+#: what a run computes unless told otherwise (template_grid, the classic delayed-tau grid, on request)
+DEFAULT_METHODS = ("cnn", "constant", "random", "random_forest", "template_fit", "floor")
 TARGETS = ("log_age", "zh")
 
 
@@ -59,7 +75,7 @@ class SEDCVConfig:
 
     split: str = "B"
     targets: tuple[str, ...] = TARGETS
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     n_folds: int = 4
     seed: int = 0
     joint_targets: bool = False
@@ -70,6 +86,8 @@ class SEDCVConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     random_forest: RandomForestConfig = field(default_factory=RandomForestConfig)
     template_grid: TemplateGridConfig = field(default_factory=TemplateGridConfig)
+    template_fit: TemplateLibraryConfig = field(default_factory=TemplateLibraryConfig)
+    floor: FloorConfig = field(default_factory=FloorConfig)
 
     def validate(self) -> None:
         """Raise InputError for unknown methods/targets or bad settings."""
@@ -83,6 +101,8 @@ class SEDCVConfig:
             raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         self.train.validate()
         self.architecture.validate()
+        self.template_fit.check()
+        self.floor.check()
 
 
 @dataclass
@@ -119,8 +139,12 @@ def _method_settings(cfg: SEDCVConfig, method: str) -> dict[str, Any]:
         rf = to_dict(cfg.random_forest)
         rf.pop("n_jobs", None)
         base.update(random_forest=rf)
-    elif method == "template_fit":
+    elif method == "template_grid":
         base = {"targets": list(cfg.targets), "template_grid": to_dict(cfg.template_grid)}
+    elif method == "template_fit":
+        base = {"targets": list(cfg.targets), "template_fit": to_dict(cfg.template_fit)}
+    elif method == "floor":
+        base = {"targets": list(cfg.targets), "floor": to_dict(cfg.floor)}
     return base
 
 
@@ -171,8 +195,12 @@ def _run_sed_cv(table: Any, config: SEDCVConfig, out_dir: Path, *, quiet: bool, 
     bad = ~(np.all(np.isfinite(mags), axis=1) & np.all(np.isfinite(y), axis=1))
     if bad.any():
         raise InputError(f"{int(bad.sum())} spaxel(s) have NaN/inf magnitudes or targets; drop them first")
-    if "template_fit" in cfg.methods:
+    if "template_fit" in cfg.methods or "template_grid" in cfg.methods:
         _check_template_bands(tab)
+    if "floor" in cfg.methods:
+        from ..models.floor import survey_config_of
+
+        survey_config_of(tab)  # refuse non-mock tables before any training
     galaxy_ids = df["galaxy_id"].to_numpy()
     folds = make_folds(galaxy_ids, cfg.split, cfg.n_folds, seed=cfg.seed)
     data_hash = table_hash(mags, y)
@@ -233,8 +261,12 @@ def _run_method(method: str, cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags:
     seed = derived_seed(cfg.seed, "fold", k, method)
     if method == "cnn":
         return _run_cnn(cfg, tab, df, train, test, galaxy_ids, k, fdir, quiet)
+    if method == "template_grid":
+        return _run_template_grid(cfg, tab, df, mags, test, grid_cache)
     if method == "template_fit":
-        return _run_template_fit(cfg, tab, df, mags, test, grid_cache)
+        return _run_template_library(cfg, tab, df, mags, test, grid_cache)
+    if method == "floor":
+        return _run_floor(cfg, tab, df, mags, test, grid_cache)
     if method == "constant":
         model: Any = ConstantBaseline()
     elif method == "random":
@@ -295,8 +327,46 @@ def _check_template_bands(tab: Any) -> None:
         raise InputError(f"method template_fit: band(s) {unknown} are not in filter system {fs.name!r}")
 
 
-def _run_template_fit(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.ndarray, test: np.ndarray,
-                      grid_cache: dict[str, Any]) -> pd.DataFrame:
+def _magerrs(tab: Any, df: pd.DataFrame) -> np.ndarray | None:
+    cols = [f"magerr_{b}" for b in tab.bands]
+    return df[cols].to_numpy(dtype=np.float64) if all(c in df.columns for c in cols) else None
+
+
+def _run_floor(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.ndarray, test: np.ndarray,
+               grid_cache: dict[str, Any]) -> pd.DataFrame:
+    """The information floor: one prior library per run (drawn with its own seed), no training rows."""
+    if "floor" not in grid_cache:
+        grid_cache["floor"] = floor_for_table(tab, cfg.floor, list(cfg.targets))
+    errs = _magerrs(tab, df)
+    if errs is None:
+        raise InputError("method floor needs the table's magerr_* columns (each spaxel's photometric errors)")
+    res = grid_cache["floor"].predict(mags[test], errs[test])
+    out = {}
+    for t in cfg.targets:
+        out[f"{t}_floor"] = res[f"{t}_mean"].to_numpy()
+        for q in ("std", "p16", "p50", "p84"):
+            out[f"{t}_floor_{q}"] = res[f"{t}_{q}"].to_numpy()
+    out["floor_ess"] = res["ess"].to_numpy()
+    return pd.DataFrame(out)
+
+
+def _run_template_library(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.ndarray, test: np.ndarray,
+                          grid_cache: dict[str, Any]) -> pd.DataFrame:
+    """The library template fit (the mock's model family, broad uniform priors) at each spaxel's redshift."""
+    from ..photometry import load_filter_system
+
+    z = _redshifts(tab, df)
+    if "library" not in grid_cache:
+        system = load_filter_system(tab.filter_system).select(list(tab.bands))
+        grid_cache["library"] = build_template_library(system, z, cfg.template_fit).select_bands(list(tab.bands))
+    res = fit_template_library(grid_cache["library"], mags[test], None if _magerrs(tab, df) is None
+                               else _magerrs(tab, df)[test], z[test], list(cfg.targets), cfg.template_fit)
+    return pd.DataFrame({f"{t}_template_fit": res[t].to_numpy() for t in cfg.targets})
+
+
+def _run_template_grid(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.ndarray, test: np.ndarray,
+                       grid_cache: dict[str, Any]) -> pd.DataFrame:
+    """The classic grid fit: delayed-tau SFHs, one [Z/H] each, plain Calzetti dust, no lines."""
     if not tab.filter_system:
         raise InputError("template_fit needs the table's filter system (meta.json 'filter_system')")
     z = _redshifts(tab, df)
@@ -326,11 +396,14 @@ def _run_template_fit(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, mags: np.nda
     res = grid.fit_magnitudes(mags[test], errs, redshift=z[test], label_names=label_names,
                               weighted_stats=est == "mean")
     col = "{}_mean" if est == "mean" else "{}"
-    return pd.DataFrame({f"{t}_template_fit": res[col.format(t)].to_numpy() for t in label_names})
+    return pd.DataFrame({f"{t}_template_grid": res[col.format(t)].to_numpy() for t in label_names})
 
 
-def compute_metrics(predictions: pd.DataFrame, targets: Any = TARGETS, methods: Any = METHODS) -> dict[str, Any]:
-    """metrics.json content: {method: {target: {robust_sigma, rmse, bias, n}}, 'pcc_residuals': {method: r}}."""
+def compute_metrics(predictions: pd.DataFrame, targets: Any = TARGETS, methods: Any = DEFAULT_METHODS
+                    ) -> dict[str, Any]:
+    """metrics.json content: {method: {target: {robust_sigma, rmse, bias, n}}, 'pcc_residuals': {method: r}},
+    plus 'ratio_to_floor': {method: {target: robust sigma of method / robust sigma of the floor}} when the
+    floor is among the methods."""
     out: dict[str, Any] = {}
     pcc: dict[str, Any] = {}
     for method in methods:
@@ -342,4 +415,26 @@ def compute_metrics(predictions: pd.DataFrame, targets: Any = TARGETS, methods: 
             pcc[method] = pearson_r(predictions[f"log_age_{method}"] - predictions["log_age_true"],
                                     predictions[f"zh_{method}"] - predictions["zh_true"])
     out["pcc_residuals"] = pcc
+    if "floor" in methods:
+        out["ratio_to_floor"] = ratio_to_floor(out)
+    return out
+
+
+#: keys of a sed cv metrics dict that are not methods
+NON_METHOD_KEYS = ("pcc_residuals", "ratio_to_floor")
+
+
+def ratio_to_floor(metrics: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """{method: {target: robust_sigma(method) / robust_sigma(floor)}} from a metrics dict with a 'floor' entry."""
+    floor = metrics.get("floor")
+    if not isinstance(floor, dict):
+        return {}
+    out: dict[str, dict[str, float | None]] = {}
+    for method, per in metrics.items():
+        if method in NON_METHOD_KEYS or method == "floor" or not isinstance(per, dict):
+            continue
+        out[method] = {}
+        for t, s in per.items():
+            f = floor.get(t, {}).get("robust_sigma")
+            out[method][t] = (float(s["robust_sigma"]) / float(f)) if f else None
     return out

@@ -67,19 +67,35 @@ def write_demo_report(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
                              "robust σ paper": pub.get("robust_sigma"), "robust σ photopop": _num(mine.get("robust_sigma")),
                              "gradient σ paper": pub.get("gradient_robust_sigma"),
                              "gradient σ photopop": _num(mine.get("gradient_robust_sigma")),
-                             "PCC paper": pub.get("pcc_residuals"), "PCC photopop": _num(mine.get("pcc_residuals"))})
+                             "PCC paper": pub.get("pcc_residuals"), "PCC photopop": _num(mine.get("pcc_residuals")),
+                             "σ / floor": _num(mine.get("ratio_to_floor"))})
+        lw = sed.get("survey", {}).get("light_weighting")
         rep.table(rows, caption="Robust standard deviations (dex; gradients in dex/R_e) and the Pearson r between "
-                                "age and metallicity residuals, out-of-fold over every spaxel")
+                                "age and metallicity residuals, out-of-fold over every spaxel; σ / floor: the CNN's "
+                                "robust σ over the information floor's (Bayes estimate under the simulator's prior)"
+                                + (f"; labels weighted by the {lw} light" if lw else ""))
         base_rows = []
         for s, per in sed.get("baselines", {}).items():
             for meth, vals in per.items():
-                if meth == "pcc_residuals" or not isinstance(vals, Mapping):
+                if meth in ("pcc_residuals", "ratio_to_floor") or not isinstance(vals, Mapping):
                     continue
+                ratio = per.get("ratio_to_floor", {}).get(meth, {}) if isinstance(per.get("ratio_to_floor"),
+                                                                                    Mapping) else {}
                 base_rows.append({"set": s, "method": meth,
                                   **{f"{t} robust σ": _num(v.get("robust_sigma")) for t, v in vals.items()
-                                     if isinstance(v, Mapping)}})
+                                     if isinstance(v, Mapping)},
+                                  **{f"{t} σ/floor": _num(r) for t, r in ratio.items()}})
         if base_rows:
-            rep.table(base_rows, caption="Baselines on the same folds (robust σ, dex)")
+            rep.table(base_rows, caption="Baselines on the same folds (robust σ, dex; σ/floor: over the information "
+                                         "floor's)")
+        div = sed.get("diversity") or []
+        if div:
+            rep.table([{"training galaxies": r["n_galaxies"], "repeats": r["seeds"],
+                        **{f"Set B σ {t}": _num(v.get("robust_sigma")) for t, v in r["set_b"].items()},
+                        **{f"σ/floor {t}": _num(x) for t, x in (r.get("ratio_to_floor") or {}).items()}}
+                       for r in div],
+                      caption="Does Set B reach Set A with more galaxies? CNNs trained on N simulated galaxies, "
+                              "tested on this survey's (unseen) galaxies")
         rep.paragraph("Details, every study and all figures: sed/report.html.", note=True)
 
     img = metrics.get("images", {})

