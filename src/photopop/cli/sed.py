@@ -2,6 +2,8 @@
 
     photopop sed cv      --table DIR --split A|B --target both --out DIR   Set A / Set B cross-prediction
     photopop sed train   --table DIR --target log_age --out MODEL_DIR      one model on a whole table
+    photopop sed train   --table DIR --target both --estimator posterior --out MODEL_DIR
+                                                                        a posterior flow (quantiles, OOD flag)
     photopop sed predict --model MODEL_DIR --table DIR_OR_FILE --out FILE  apply a saved model
     photopop sed tune    --table DIR --target log_age --out DIR            Optuna search (minimises val loss)
     photopop sed figures --cv DIR                                          figures of a cv folder
@@ -54,7 +56,12 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--table", required=True, type=Path)
     tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
     tr.add_argument("--out", required=True, type=Path, help="model folder to write")
-    tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig settings")
+    tr.add_argument("--estimator", choices=("cnn", "posterior"), default="cnn",
+                    help="cnn: point predictions (the paper); posterior: a conditional normalising flow giving "
+                    "quantiles, the age-[Z/H] correlation and an out-of-domain flag (docs/posteriors.md)")
+    tr.add_argument("--context-columns", nargs="+", metavar="COL",
+                    help="posterior only: extra per-row context columns, e.g. redshift")
+    tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig (or SEDPosteriorConfig) settings")
     tr.add_argument("--max-epochs", type=int)
     tr.add_argument("--seed", type=int)
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
@@ -156,6 +163,10 @@ def run_train(args: argparse.Namespace) -> int:
     from ..experiments.sed_cv import load_table
     from ..training.fit import SEDRegressor, SEDRegressorConfig
 
+    if args.estimator == "posterior":
+        return _train_posterior(args)
+    if args.context_columns:
+        raise InputError("--context-columns applies to --estimator posterior")
     cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
@@ -166,6 +177,24 @@ def run_train(args: argparse.Namespace) -> int:
     assert r is not None
     print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation MSE "
           f"(standardised) {r.best_val_loss:.4g}" + (" (early stop)" if r.stopped_early else ""))
+    return 0
+
+
+def _train_posterior(args: argparse.Namespace) -> int:
+    from ..experiments.sed_cv import load_table
+    from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
+
+    cfg = load_config(SEDPosteriorConfig, args.config) if args.config else SEDPosteriorConfig()
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme,
+                   extra_columns=tuple(args.context_columns) if args.context_columns else None)
+    cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    post = SEDPosterior(cfg).fit(load_table(args.table), checkpoint_path=args.checkpoint, quiet=args.quiet)
+    post.save(args.out)
+    r = post.result_
+    assert r is not None and post.model_ is not None
+    print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation -log p (standardised) "
+          f"{r.best_val_loss:.4g}" + (" (early stop)" if r.stopped_early else "")
+          + f"; OOD threshold {post.model_.ood_threshold:.3g} ({cfg.ood_quantile:g} quantile of held-out galaxies)")
     return 0
 
 
@@ -180,8 +209,9 @@ def run_predict(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
     ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]
-    out = pd.concat([table.spaxels[ids].reset_index(drop=True),
-                     pred.reset_index(drop=True).add_suffix("_cnn")], axis=1)
+    if model.meta.get("kind") != "sed-posterior":
+        pred = pred.add_suffix("_cnn")
+    out = pd.concat([table.spaxels[ids].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
     write_table_atomic(out, args.out)
     print(f"wrote {len(out)} rows to {args.out}")
     return 0
