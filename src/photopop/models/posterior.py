@@ -102,6 +102,41 @@ class TriangularAffine(Transform):
         return self.log_diag.sum(dim=-1).expand_as(x[..., 0])
 
 
+class SortedRQS(zuko.transforms.MonotonicRQSTransform):
+    """zuko's monotonic rational-quadratic spline, with a sampling fast path.
+
+    Drawing S samples per object inverts splines with per-object knots (*batch, K) at values
+    (S, *batch). zuko broadcasts the knots to (S, *batch, K) to find each value's bin; here the values
+    are laid out as (*batch, S), the bin is found by binary search (`torch.searchsorted`) and the knots
+    are gathered without broadcasting. The arithmetic is zuko's (tests check the two agree); other
+    shapes (training batches) take zuko's own path.
+    """
+
+    def _inverse(self, y: torch.Tensor) -> torch.Tensor:
+        batch = tuple(self.horizontal.shape[:-1])
+        nb = len(batch)
+        if not (nb and y.dim() > nb and tuple(y.shape[y.dim() - nb:]) == batch):
+            return super()._inverse(y)
+        lead = y.shape[:y.dim() - nb]
+        v = y.reshape(-1, *batch).movedim(0, -1).contiguous()  # (*batch, S)
+        k = torch.searchsorted(self.vertical.contiguous(), v) - 1
+        mask = (k >= 0) & (k < self.bins)
+        k0 = k.clamp(0, self.bins - 1)
+        k1 = k0 + 1
+        hs, vs, ds = self.horizontal, self.vertical, self.derivatives
+        x0, x1 = hs.gather(-1, k0), hs.gather(-1, k1)
+        y0, y1 = vs.gather(-1, k0), vs.gather(-1, k1)
+        d0, d1 = ds.gather(-1, k0), ds.gather(-1, k1)
+        s = (y1 - y0) / (x1 - x0)
+        y_ = mask * (v - y0)
+        a = (y1 - y0) * (s - d0) + y_ * (d0 + d1 - 2 * s)
+        b = (y1 - y0) * d0 - y_ * (d0 + d1 - 2 * s)
+        c = -s * y_
+        z = 2 * c / (-b - (b ** 2 - 4 * a * c).sqrt())
+        x = torch.where(mask, x0 + z * (x1 - x0), v)
+        return x.movedim(-1, 0).reshape(*lead, *batch)
+
+
 class ContextAffine(zuko.flows.LazyTransform):
     """Lazy `TriangularAffine` whose L and b come from a linear map of the context (starts at identity)."""
 
@@ -154,7 +189,7 @@ class PosteriorNet(nn.Module):
         for _ in range(int(fc.n_layers)):
             transforms.append(ContextAffine(d, ctx))
             transforms.append(zuko.flows.ElementWiseTransform(
-                d, ctx, univariate=lambda w, h, s, _b=float(fc.bound): zuko.transforms.MonotonicRQSTransform(w, h, s, bound=_b),
+                d, ctx, univariate=lambda w, h, s, _b=float(fc.bound): SortedRQS(w, h, s, bound=_b),
                 shapes=[(int(fc.bins),), (int(fc.bins),), (int(fc.bins) - 1,)],
                 hidden_features=tuple(int(u) for u in fc.hyper_units)))
         transforms.append(ContextAffine(d, ctx))
@@ -190,6 +225,14 @@ class PosteriorNet(nn.Module):
         if self.n_extra:
             parts.append(vals[:, nb + self.n_err:])
         return torch.cat(parts, dim=1)
+
+    def ood_features(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """What the out-of-domain score compares with the training rows: the input row itself (values;
+        missing = 0) and its CNN embedding, so both odd inputs (a band, or errors, inconsistent with the
+        rest) and odd features are seen."""
+        vals = x[:, 0] if x.dim() == 3 else x
+        emb = context[:, :int(self.config.embed_dim)] if context is not None else self.embed(x)
+        return torch.cat([vals, emb], dim=1)
 
     def distribution(self, x: torch.Tensor) -> torch.distributions.Distribution:
         """The conditional flow p(theta | x) for a batch of rows (batch shape (n,))."""

@@ -5,8 +5,9 @@ magnitude errors and (optionally) redshifts into standardised network rows, draw
 label units, summarises them (quantiles, the age-[Z/H] correlation) and scores how unlike the training
 inputs each object is.
 
-Out-of-domain score: the Mahalanobis distance of an object's context vector (CNN embedding, errors,
-redshift: what the flow is conditioned on) from the training rows' mean, with the Ledoit-Wolf
+Out-of-domain score: the Mahalanobis distance of an object's OOD features (its standardised input row:
+magnitudes, log errors, redshift; and its CNN embedding, `PosteriorNet.ood_features`) from the training
+rows' mean, with the Ledoit-Wolf
 shrunk covariance (`sklearn.covariance.LedoitWolf`) of the training rows; the threshold is the
 ``ood_quantile`` (default 0.99) quantile of the scores of held-out training galaxies (the validation
 galaxies, which the network did not fit), so about 1 % of in-domain objects are flagged by design.
@@ -118,7 +119,8 @@ class SavedPosterior(SigmaScaled):
     # -- sampling and summaries ------------------------------------------------------------------------
     def sample_inputs(self, x: np.ndarray, n_samples: int, seed: int = 0, batch_size: int = 1024,
                       device: str | torch.device = "cpu", with_context: bool = False):
-        """Samples (n_samples, n, n_targets) in label units for network rows `x`; optionally the context.
+        """Samples (n_samples, n, n_targets) in label units for network rows `x`; optionally (with_context)
+        also the OOD feature vectors (`PosteriorNet.ood_features`) for `ood_scores`.
 
         Objects are processed `batch_size` at a time under ``torch.random.fork_rng`` seeded with `seed`,
         so the same rows, seed and batch size give the same draws (the caller's RNG is untouched).
@@ -144,11 +146,11 @@ class SavedPosterior(SigmaScaled):
                 s = net.flow(net.trunk(c)).sample((n_samples,))
                 out[:, start:start + xb.shape[0]] = (s * scale + mean).cpu().numpy()
                 if ctx is not None:
-                    ctx[start:start + xb.shape[0]] = c.double().cpu().numpy()
+                    ctx[start:start + xb.shape[0]] = net.ood_features(xb, c).double().cpu().numpy()
         return (out, ctx) if with_context else out
 
     def ood_scores(self, context: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of context vectors from the training rows (see the module docstring)."""
+        """Mahalanobis distance of OOD feature vectors from the training rows (see the module docstring)."""
         d = np.asarray(context, dtype=np.float64) - self.ood_mean
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.ood_precision, d), 0.0))
 

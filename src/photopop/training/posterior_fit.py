@@ -245,7 +245,7 @@ def build_posterior_network(n_bands: int, n_targets: int, n_err: int, n_extra: i
 
 
 def _contexts(model: SavedPosterior, x: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """Context vectors of network rows (before the channels are built for mask models)."""
+    """OOD feature vectors of network rows (`PosteriorNet.ood_features`; x before the mask channels)."""
     import torch
 
     if model.handles_nan:
@@ -255,5 +255,5 @@ def _contexts(model: SavedPosterior, x: np.ndarray, batch: int = 8192) -> np.nda
     out = []
     with torch.inference_mode():
         for s in range(0, len(xt), batch):
-            out.append(model.network.context(xt[s:s + batch]).double().numpy())
+            out.append(model.network.ood_features(xt[s:s + batch]).double().numpy())
     return np.concatenate(out)
