@@ -8,6 +8,7 @@
     photopop sed tune    --table DIR --target log_age --out DIR            Optuna search (minimises val loss)
     photopop sed figures --cv DIR                                          figures of a cv folder
     photopop sed uncertainty --table DIR --out DIR [--members N]           calibrated deep-ensemble sigmas
+    photopop sed posterior-study --table DIR --out DIR                     posterior flow vs ensemble, OOD study
 """
 
 from __future__ import annotations
@@ -114,6 +115,21 @@ def register(subparsers: Any) -> None:
     un.add_argument("--no-figures", action="store_true")
     un.add_argument("--quiet", action="store_true")
     un.set_defaults(func=run_uncertainty)
+    ps = sub.add_parser("posterior-study", help="posterior flow on held-out galaxies: coverage, SBC, TARP, widths "
+                        "and degeneracy beside the deep ensemble, and OOD flag rates",
+                        description="Hold out test and calibration galaxies (Set B style), train an SEDPosterior and "
+                        "a recalibrated deep ensemble, and write metrics.json, test_predictions.parquet, the "
+                        "posterior model folder and figures (docs/posteriors.md).")
+    ps.add_argument("--table", required=True, type=Path, help="SED-table folder or file")
+    ps.add_argument("--out", required=True, type=Path, help="output folder")
+    ps.add_argument("--config", type=Path, help="TOML/YAML with PosteriorStudyConfig settings")
+    ps.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
+    ps.add_argument("--samples", type=int, metavar="N", help="draws per test object (default 1000)")
+    ps.add_argument("--max-epochs", type=int, metavar="N", help="cap on the posterior's epochs")
+    ps.add_argument("--no-ensemble", action="store_true", help="skip the deep-ensemble comparison")
+    ps.add_argument("--seed", type=int, metavar="S")
+    ps.add_argument("--quiet", action="store_true")
+    ps.set_defaults(func=run_posterior_study_cmd)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
@@ -257,3 +273,41 @@ def run_uncertainty(args: argparse.Namespace) -> int:
               f"{c['coverage_95_raw']:>11.3f}{c['sigma_scale']:>8.3f}{c['z_std']:>8.3f}{c['n']:>8d}")
     print(f"wrote {args.out}")
     return 0
+
+
+def run_posterior_study_cmd(args: argparse.Namespace) -> int:
+    from ..experiments.posterior import PosteriorStudyConfig, run_posterior_study
+
+    cfg = load_config(PosteriorStudyConfig, args.config) if args.config else PosteriorStudyConfig()
+    cfg = _replace(cfg, seed=args.seed, n_samples=args.samples, compare_ensemble=False if args.no_ensemble else None)
+    cfg.posterior = _replace(cfg.posterior, targets=TARGET_CHOICES[args.target] if args.target else None)
+    cfg.posterior.train = _replace(cfg.posterior.train, max_epochs=args.max_epochs)
+    m = run_posterior_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet))
+    print(format_posterior_metrics(m))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def format_posterior_metrics(m: dict[str, Any]) -> str:
+    """Plain-text summary of a posterior study: coverage, widths at nominal coverage, degeneracy, OOD rates."""
+    lines = [f"{'target':<9}{'cov68':>8}{'cov95':>8}{'SBC KS p':>10}{'width68 post':>14}{'width68 ens':>13}"]
+    ens = m.get("width_68_at_nominal", {}).get("ensemble", {})
+    for t, c in m["posterior"]["per_target"].items():
+        j = list(m["posterior"]["per_target"]).index(t)
+        w_e = ens.get(t)
+        lines.append(f"{t:<9}{c['coverage_68']:>8.3f}{c['coverage_95']:>8.3f}{m['posterior']['sbc']['ks_pvalue'][j]:>10.2g}"
+                     f"{c['width_68_at_nominal']:>14.3f}" + (f"{w_e:>13.3f}" if w_e is not None else f"{'-':>13}"))
+    tarp = m["posterior"]["tarp"]
+    lines.append(f"TARP ATC {tarp['atc']:+.3f} (KS p {tarp['ks_pvalue']:.2g})")
+    for meth, d in m.get("degeneracy", {}).items():
+        lines.append(f"age-[Z/H] degeneracy, {meth}: mean per-object correlation {d['mean_object_corr']:+.2f}, "
+                     f"residual correlation {d['residual_corr']:+.2f}")
+    ood = m.get("ood", {})
+    rates = [f"{k} {v['flag_rate']:.3f}" for k, v in ood.items() if isinstance(v, dict) and "flag_rate" in v]
+    other = ood.get("other_library", {})
+    if "other_library" in other:
+        rates.append(f"other SSP library {other['other_library']['flag_rate']:.3f}")
+    elif "skipped" in other:
+        rates.append(f"other SSP library skipped ({other['skipped']})")
+    lines.append("OOD flag rates: " + ", ".join(rates))
+    return "\n".join(lines)

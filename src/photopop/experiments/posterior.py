@@ -115,13 +115,26 @@ def flag_rate(model: SavedPosterior, frame: pd.DataFrame, seed: int = 0) -> dict
             "n": int(len(score))}
 
 
+def covered_bands(folder: str, filter_system: str, bands: Sequence[str], redshifts: np.ndarray) -> list[str]:
+    """The `bands` that SSPs in `folder` cover at every one of `redshifts` (the simulator's own test)."""
+    from ..photometry.filters import load_filter_system
+    from ..populations.ssp import SSPGrid
+
+    grid = SSPGrid.from_miles_folder(folder)
+    w0, w1 = float(grid.wavelength_aa[0]), float(grid.wavelength_aa[-1])
+    system = load_filter_system(filter_system).select(list(bands))
+    z = np.asarray(redshifts, dtype=np.float64)
+    inside = system.inside((w0 * (1 + z.max()), w1 * (1 + z.min())))
+    return [b for b, ok in zip(system.bands, inside) if ok]
+
+
 def other_library_table(model: SavedPosterior, survey: Any, folder: str, n_galaxies: int, seed: int) -> tuple[Any, str]:
     """(SEDTable of a mock built from the SSPs in `folder` with the model's bands, '') or (None, reason)."""
     from ..simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
 
     if not folder or not Path(folder).is_dir():
         return None, f"no SSP folder at {folder!r}"
-    cfg = copy.deepcopy(survey) if isinstance(survey, IFUSurveyConfig) else IFUSurveyConfig()
+    cfg = _survey_config(survey)
     cfg.seed = seed
     cfg.sample.n_galaxies = int(n_galaxies)
     cfg.ssp_folder, cfg.ssp_file = str(folder), ""
@@ -131,6 +144,55 @@ def other_library_table(model: SavedPosterior, survey: Any, folder: str, n_galax
         return simulate_ifu_survey(cfg), ""
     except InputError as exc:  # e.g. the library does not cover every band of the model
         return None, str(exc)
+
+
+def _survey_config(survey: Any) -> Any:
+    from ..config import from_dict
+    from ..simulate.ifu import IFUSurveyConfig
+
+    if isinstance(survey, IFUSurveyConfig):
+        return copy.deepcopy(survey)
+    if isinstance(survey, dict):
+        try:
+            return from_dict(IFUSurveyConfig, survey)
+        except InputError:
+            pass
+    return IFUSurveyConfig()
+
+
+def other_library_study(tab: Any, train_rows: np.ndarray, test: np.ndarray, model: SavedPosterior,
+                        cfg: PosteriorStudyConfig, survey: Any, quiet: bool = True) -> dict[str, Any]:
+    """OOD flag rates on a mock from another SSP library (see `run_posterior_study`).
+
+    If the library does not cover all of the model's bands at the table's redshifts, a second posterior
+    with the same settings is trained on the covered bands (same training rows), and its flag rates on
+    the test galaxies and on the other library are reported.
+    """
+    folder = cfg.ood_ssp_folder
+    if not folder or not Path(folder).is_dir():
+        return {"skipped": f"no SSP folder at {folder!r}"}
+    gal = getattr(tab, "galaxies", None)
+    if gal is None or "redshift" not in gal.columns:
+        return {"skipped": "the table has no galaxy redshifts to build the other-library mock at"}
+    bands = list(model.bands)
+    cov = covered_bands(folder, model.filter_system or "jpas", bands, gal["redshift"].to_numpy())
+    out: dict[str, Any] = {"folder": str(folder)}
+    if cov != bands:
+        if len(cov) < 3:
+            return {"skipped": f"{folder} covers only {cov} of the model's bands"}
+        out["bands"] = f"a second posterior on the {len(cov)} bands the library covers (without {sorted(set(bands) - set(cov))})"
+        sub = tab.select_bands(cov)
+        df = sub.spaxels.reset_index(drop=True)
+        post = SEDPosterior(cfg.posterior).fit(dataclasses.replace(sub, spaxels=df.iloc[train_rows].reset_index(drop=True)),
+                                               quiet=quiet)
+        model = post.model_
+        out["test"] = flag_rate(model, dataclasses.replace(sub, spaxels=df.iloc[test].reset_index(drop=True)))
+    other, reason = other_library_table(model, survey or tab.config, folder, cfg.n_ood_galaxies,
+                                        derived_seed(cfg.seed, "other-library"))
+    if other is None:
+        return {"skipped": reason}
+    out["other_library"] = flag_rate(model, other)
+    return out
 
 
 def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, out_dir: str | Path = "posterior",
@@ -214,9 +276,7 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     for name, frame in ood_perturbations(test_frame, bands, df.iloc[train_rows], cfg.mag_shifts, cfg.noise_band,
                                          derived_seed(cfg.seed, "noise")).items():
         ood[name] = flag_rate(model, dataclasses.replace(tab, spaxels=frame))
-    other, reason = other_library_table(model, survey_config or tab.config, cfg.ood_ssp_folder, cfg.n_ood_galaxies,
-                                        derived_seed(cfg.seed, "other-library"))
-    ood["other_library"] = flag_rate(model, other) if other is not None else {"skipped": reason}
+    ood["other_library"] = other_library_study(tab, train_rows, test, model, cfg, survey_config, quiet)
     metrics["ood"] = ood
     metrics["n_galaxies"] = {"pool": int(np.unique(gal[pool]).size), "calibration": int(np.unique(gal[calib]).size),
                              "test": int(np.unique(gal[test]).size)}
