@@ -148,3 +148,25 @@ def test_cli_train_and_predict(test_rows, tmp_path):
     assert pd.read_parquet(tmp_path / "P_samples").shape[0] == 50
     assert main(["predict", str(tmp_path / "M"), str(cat), "--out", str(tmp_path / "Q"), "--samples-out",
                  str(tmp_path / "S")]) == 2
+
+
+def test_cube_maps_get_an_ood_plane(tmp_path):
+    from astropy.io import fits
+
+    from photopop.inference import predict_cube
+
+    post = SEDPosterior(small_config(seed=0, max_epochs=3, use_magerr=False)).fit(toy_frame(800, seed=4))
+    rows = toy_frame(12, seed=9)
+    mags = magnitudes(rows).T.reshape(len(BANDS), 3, 4) + 20.0
+    mags[:, 0, 0] += 3.0  # one pixel far outside the training SEDs
+    header = fits.Header()
+    header["BUNIT"] = "mag"
+    for k, b in enumerate(BANDS, start=1):
+        header[f"BAND{k}"] = b
+    fits.PrimaryHDU(mags, header=header).writeto(tmp_path / "cube.fits")
+    predict_cube(post.model_, tmp_path / "cube.fits", tmp_path / "maps.fits", device="cpu")
+    with fits.open(tmp_path / "maps.fits") as hdul:
+        names = [h.name for h in hdul[1:]]
+        assert "OOD_FLAG" in names and "LOG_AGE_P50" in names and "CORR_LOG_AGE_ZH" in names
+        flag = hdul["OOD_FLAG"].data
+        assert flag[0, 0] == 1.0 and flag.sum() < flag.size / 2
