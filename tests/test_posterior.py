@@ -13,7 +13,7 @@ from photopop.errors import InputError
 from photopop.inference import load_model, predict_catalog
 from photopop.inference.posterior import PosteriorPredictor, predict_samples
 from photopop.models.posterior import SortedRQS
-from photopop.models.posterior_model import QUANTILES, SavedPosterior, sample_correlation
+from photopop.models.posterior_model import QUANTILES, sample_correlation
 from photopop.training.posterior_fit import SEDPosterior
 
 from posterior_toy import BANDS, exact_posterior, magnitudes, small_config, toy_frame
@@ -170,3 +170,28 @@ def test_cube_maps_get_an_ood_plane(tmp_path):
         assert "OOD_FLAG" in names and "LOG_AGE_P50" in names and "CORR_LOG_AGE_ZH" in names
         flag = hdul["OOD_FLAG"].data
         assert flag[0, 0] == 1.0 and flag.sum() < flag.size / 2
+
+
+def test_dask_path_equals_single_process(fitted, test_rows, tmp_path):
+    import pickle
+
+    import distributed
+
+    fitted.save(tmp_path / "m")
+    cat = tmp_path / "cat.parquet"
+    test_rows.iloc[:200].to_parquet(cat)
+    pred = load_model(tmp_path / "m", device="cpu", n_samples=100)
+    back = pickle.loads(pickle.dumps(pred))  # what Dask ships when the predictor has no path
+    pd.testing.assert_frame_equal(back.predict_frame(test_rows.iloc[:20]), pred.predict_frame(test_rows.iloc[:20]))
+    predict_catalog(pred, cat, tmp_path / "one", chunk_rows=64)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
+    try:
+        with distributed.Client(cluster) as client:
+            for name, p in (("by_path", load_model(tmp_path / "m", device="cpu")), ("shipped", pred)):
+                predict_catalog(p, cat, tmp_path / name, chunk_rows=64, client=client)
+    finally:
+        cluster.close()
+    one = pd.read_parquet(tmp_path / "one").sort_values("row_index").reset_index(drop=True)
+    shipped = pd.read_parquet(tmp_path / "shipped").sort_values("row_index").reset_index(drop=True)
+    pd.testing.assert_frame_equal(one, shipped)
+    assert len(pd.read_parquet(tmp_path / "by_path")) == 200

@@ -130,7 +130,7 @@ def covered_bands(folder: str, filter_system: str, bands: Sequence[str], redshif
 
 def other_library_table(model: SavedPosterior, survey: Any, folder: str, n_galaxies: int, seed: int) -> tuple[Any, str]:
     """(SEDTable of a mock built from the SSPs in `folder` with the model's bands, '') or (None, reason)."""
-    from ..simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
+    from ..simulate.ifu import simulate_ifu_survey
 
     if not folder or not Path(folder).is_dir():
         return None, f"no SSP folder at {folder!r}"
