@@ -24,6 +24,7 @@ the presence mask); errors of missing bands are zeroed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -189,7 +190,7 @@ class PosteriorNet(nn.Module):
         for _ in range(int(fc.n_layers)):
             transforms.append(ContextAffine(d, ctx))
             transforms.append(zuko.flows.ElementWiseTransform(
-                d, ctx, univariate=lambda w, h, s, _b=float(fc.bound): SortedRQS(w, h, s, bound=_b),
+                d, ctx, univariate=functools.partial(SortedRQS, bound=float(fc.bound)),  # picklable (Dask)
                 shapes=[(int(fc.bins),), (int(fc.bins),), (int(fc.bins) - 1,)],
                 hidden_features=tuple(int(u) for u in fc.hyper_units)))
         transforms.append(ContextAffine(d, ctx))
@@ -246,9 +247,17 @@ class PosteriorNet(nn.Module):
         """What `photopop.training.fit.train_network` minimises: (no mean error, -log p(y | x) as (n, 1))."""
         return None, -self.log_prob(x, y).unsqueeze(1)
 
-    def sample(self, x: torch.Tensor, n_samples: int) -> torch.Tensor:
-        """(n_samples, n, n_targets) draws from p(theta | x) (standardised units; uses the torch RNG)."""
-        return self.distribution(x).sample((int(n_samples),))
+    def sample(self, x: torch.Tensor, n_samples: int, generator: torch.Generator | None = None,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_samples, n, n_targets) draws from p(theta | x) in standardised units.
+
+        The base draws come from `generator` (not the global torch RNG, so threads sharing a process,
+        e.g. Dask workers, cannot disturb each other's streams) and pass through the flow's inverse.
+        """
+        dist = self.flow(self.trunk(self.context(x) if context is None else context))
+        z = torch.randn((int(n_samples), x.shape[0], self.n_targets), generator=generator, device=x.device,
+                        dtype=next(self.parameters()).dtype)
+        return dist.transform.inv(z)
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -122,8 +122,8 @@ class SavedPosterior(SigmaScaled):
         """Samples (n_samples, n, n_targets) in label units for network rows `x`; optionally (with_context)
         also the OOD feature vectors (`PosteriorNet.ood_features`) for `ood_scores`.
 
-        Objects are processed `batch_size` at a time under ``torch.random.fork_rng`` seeded with `seed`,
-        so the same rows, seed and batch size give the same draws (the caller's RNG is untouched).
+        Objects are processed `batch_size` at a time with draws from one ``torch.Generator`` seeded with
+        `seed`, so the same rows, seed and batch size give the same draws (no global RNG is touched).
         """
         n_samples = int(n_samples)
         if n_samples < 1:
@@ -137,13 +137,12 @@ class SavedPosterior(SigmaScaled):
         xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         scale = torch.as_tensor(self.target_norm.scale, dtype=torch.float32, device=dev)
         mean = torch.as_tensor(self.target_norm.mean, dtype=torch.float32, device=dev)
-        devices = [dev.index or 0] if dev.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(int(seed))
+        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        with torch.inference_mode():
             for start in range(0, n, int(batch_size)):
                 xb = xt[start:start + batch_size].to(dev)
                 c = net.context(xb)
-                s = net.flow(net.trunk(c)).sample((n_samples,))
+                s = net.sample(xb, n_samples, gen, context=c)
                 out[:, start:start + xb.shape[0]] = (s * scale + mean).cpu().numpy()
                 if ctx is not None:
                     ctx[start:start + xb.shape[0]] = net.ood_features(xb, c).double().cpu().numpy()
