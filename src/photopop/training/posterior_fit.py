@@ -71,6 +71,8 @@ class SEDPosteriorConfig:
             raise InputError(f"targets must be distinct and non-empty, got {self.targets}")
         if self.nan_policy not in ("refuse", "mask"):
             raise InputError(f"unknown nan_policy {self.nan_policy!r}; use 'refuse' or 'mask'")
+        if not 0.0 < float(self.ood_quantile) < 1.0:
+            raise InputError(f"ood_quantile must be in (0, 1), got {self.ood_quantile}")
         if int(self.n_samples) < 1:
             raise InputError(f"n_samples must be >= 1, got {self.n_samples}")
         if self.train.noise_augment:
