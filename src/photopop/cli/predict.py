@@ -7,6 +7,10 @@ Catalogues (Parquet files or dataset folders, SED-table folders, FITS tables, CS
 dataset in DIR: part-<input>-<chunk>.parquet files, _manifest.json and _SUCCESS when complete.
 Image cubes (FITS, see docs/inference.md) become DIR/<cube>_maps.fits with one WCS-carrying map per
 target. Rerunning the same command resumes: finished parts are kept, nothing is duplicated.
+
+Posterior models (`photopop sed train --estimator posterior`) give per target <t>_p50, <t>_p16, <t>_p84,
+<t>_p025, <t>_p975, plus corr_log_age_zh, ood_score and ood_flag (1 = unlike the training SEDs: do not
+trust that row); --samples N also writes N draws per object to a second dataset (--samples-out).
 """
 
 from __future__ import annotations
@@ -38,16 +42,33 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ignore-extra-bands", action="store_true",
                    help="accept inputs with more bands than the model (the extra ones are not used)")
     p.add_argument("--overwrite", action="store_true", help="replace the output of a different earlier run in --out")
+    p.add_argument("--draws", type=int, metavar="N", help="posterior models: draws per object behind the "
+                   "quantiles (default: the model's, 1000)")
+    p.add_argument("--seed", type=int, default=0, help="posterior models: seed of the draws (default 0)")
+    p.add_argument("--samples", type=int, metavar="N", help="posterior models: also write N draws per object "
+                   "as a separate Parquet dataset (columns <target>_s<k>)")
+    p.add_argument("--samples-out", type=Path, metavar="DIR", help="folder of the --samples dataset "
+                   "(default: DIR_samples next to --out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..errors import InputError
     from ..inference.predict import load_model, predict_inputs
+    from ..io import read_json
     from ..outputs import check_output_path
 
     check_output_path(args.out, [args.model, *args.inputs])  # before loading anything
-    model = load_model(args.model, device=args.device, batch_size=args.batch_size)
+    posterior = read_json(args.model / "meta.json", missing="not a model folder (no meta.json)").get("kind") \
+        == "sed-posterior" if args.model.is_dir() else False
+    if not posterior and (args.draws or args.samples or args.samples_out or args.seed):
+        raise InputError("--draws, --seed, --samples and --samples-out apply to posterior models "
+                         "(kind 'sed-posterior')")
+    if args.samples_out and not args.samples:
+        raise InputError("--samples-out needs --samples N")
+    options = {"n_samples": args.draws, "seed": args.seed} if posterior else {}
+    model = load_model(args.model, device=args.device, batch_size=args.batch_size, **options)
     report = predict_inputs(model, args.inputs, args.out, chunk_rows=args.chunk_rows, id_columns=args.id_columns,
                             client=args.dask, device=args.device, batch_size=args.batch_size,
                             filter_system=args.filter_system, on_nan=args.on_nan,
@@ -59,4 +80,15 @@ def run_predict(args: argparse.Namespace) -> int:
             print(path)
     else:
         print(f"wrote {args.out} (Parquet dataset: {', '.join(report.columns)})")
+    if args.samples:
+        from ..inference.posterior import predict_samples
+
+        out = args.samples_out or args.out.with_name(args.out.name + "_samples")
+        rep = predict_samples(model.model, args.inputs, out, args.samples, seed=args.seed, device=args.device,
+                              batch_size=args.batch_size, id_columns=args.id_columns, client=args.dask,
+                              filter_system=args.filter_system, on_nan=args.on_nan,
+                              ignore_extra_bands=args.ignore_extra_bands, overwrite=args.overwrite,
+                              progress=not args.quiet)
+        print(rep.summary())
+        print(f"wrote {out} ({args.samples} draws per object: columns <target>_s0000 ...)")
     return 0

@@ -2,10 +2,13 @@
 
     photopop sed cv      --table DIR --split A|B --target both --out DIR   Set A / Set B cross-prediction
     photopop sed train   --table DIR --target log_age --out MODEL_DIR      one model on a whole table
+    photopop sed train   --table DIR --target both --estimator posterior --out MODEL_DIR
+                                                                        a posterior flow (quantiles, OOD flag)
     photopop sed predict --model MODEL_DIR --table DIR_OR_FILE --out FILE  apply a saved model
     photopop sed tune    --table DIR --target log_age --out DIR            Optuna search (minimises val loss)
     photopop sed figures --cv DIR                                          figures of a cv folder
     photopop sed uncertainty --table DIR --out DIR [--members N]           calibrated deep-ensemble sigmas
+    photopop sed posterior-study --table DIR --out DIR                     posterior flow vs ensemble, OOD study
 """
 
 from __future__ import annotations
@@ -61,7 +64,12 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--table", required=True, type=Path)
     tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
     tr.add_argument("--out", required=True, type=arg(out_path, "--out"), help="model folder to write")
-    tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig settings")
+    tr.add_argument("--estimator", choices=("cnn", "posterior"), default="cnn",
+                    help="cnn: point predictions (the paper); posterior: a conditional normalising flow giving "
+                    "quantiles, the age-[Z/H] correlation and an out-of-domain flag (docs/posteriors.md)")
+    tr.add_argument("--context-columns", nargs="+", metavar="COL",
+                    help="posterior only: extra per-row context columns, e.g. redshift")
+    tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig (or SEDPosteriorConfig) settings")
     tr.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"))
     tr.add_argument("--seed", type=arg(seed, "--seed"))
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
@@ -117,6 +125,22 @@ def register(subparsers: Any) -> None:
     un.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     un.add_argument("--quiet", action="store_true")
     un.set_defaults(func=run_uncertainty)
+    ps = sub.add_parser("posterior-study", help="posterior flow on held-out galaxies: coverage, SBC, TARP, widths "
+                        "and degeneracy beside the deep ensemble, and OOD flag rates",
+                        description="Hold out test and calibration galaxies (Set B style), train an SEDPosterior and "
+                        "a recalibrated deep ensemble, and write metrics.json, test_predictions.parquet, the "
+                        "posterior model folder and figures (docs/posteriors.md).")
+    ps.add_argument("--table", required=True, type=Path, help="SED-table folder or file")
+    ps.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output folder")
+    ps.add_argument("--config", type=Path, help="TOML/YAML with PosteriorStudyConfig settings")
+    ps.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
+    ps.add_argument("--samples", type=arg(positive_int, "--samples"), metavar="N", help="draws per test object (default 1000)")
+    ps.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N", help="cap on the posterior's epochs")
+    ps.add_argument("--no-ensemble", action="store_true", help="skip the deep-ensemble comparison")
+    ps.add_argument("--seed", type=arg(seed, "--seed"), metavar="S")
+    ps.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
+    ps.add_argument("--quiet", action="store_true")
+    ps.set_defaults(func=run_posterior_study_cmd)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
 
@@ -171,15 +195,14 @@ def run_train(args: argparse.Namespace) -> int:
     from ..experiments.sed_cv import load_table
     from ..training.fit import SEDRegressor, SEDRegressorConfig
 
+    if args.estimator == "posterior":
+        return _train_posterior(args)
+    if args.context_columns:
+        raise InputError("--context-columns applies to --estimator posterior")
     cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
-    check_output(args.out, "sed-model", overwrite=args.overwrite, inputs=[args.table, args.config])  # before training
-    if args.checkpoint is not None:
-        check_output_path(args.checkpoint, [args.table], what="checkpoint file", folder=False)
-        if is_inside(resolved(args.checkpoint), resolved(args.out)):
-            raise InputError(f"--checkpoint {args.checkpoint} lies inside --out {args.out}, which is replaced as a "
-                             "whole when the model is saved; put the checkpoint elsewhere")
+    _check_train_outputs(args, "sed-model")
     table = load_table(args.table)
     reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
     reg.save(args.out, overwrite=args.overwrite)
@@ -187,6 +210,35 @@ def run_train(args: argparse.Namespace) -> int:
     assert r is not None
     print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation MSE "
           f"(standardised) {r.best_val_loss:.4g}" + (" (early stop)" if r.stopped_early else ""))
+    return 0
+
+
+def _check_train_outputs(args: argparse.Namespace, kind: str) -> None:
+    """Refuse a bad --out or --checkpoint before any training time is spent (`photopop.outputs`)."""
+    check_output(args.out, kind, overwrite=args.overwrite, inputs=[args.table, args.config])
+    if args.checkpoint is not None:
+        check_output_path(args.checkpoint, [args.table], what="checkpoint file", folder=False)
+        if is_inside(resolved(args.checkpoint), resolved(args.out)):
+            raise InputError(f"--checkpoint {args.checkpoint} lies inside --out {args.out}, which is replaced as a "
+                             "whole when the model is saved; put the checkpoint elsewhere")
+
+
+def _train_posterior(args: argparse.Namespace) -> int:
+    from ..experiments.sed_cv import load_table
+    from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
+
+    cfg = load_config(SEDPosteriorConfig, args.config) if args.config else SEDPosteriorConfig()
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme,
+                   extra_columns=tuple(args.context_columns) if args.context_columns else None)
+    cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
+    _check_train_outputs(args, "sed-posterior")
+    post = SEDPosterior(cfg).fit(load_table(args.table), checkpoint_path=args.checkpoint, quiet=args.quiet)
+    post.save(args.out, overwrite=args.overwrite)
+    r = post.result_
+    assert r is not None and post.model_ is not None
+    print(f"saved {args.out}: best epoch {r.best_epoch} of {r.epochs_run}, validation -log p (standardised) "
+          f"{r.best_val_loss:.4g}" + (" (early stop)" if r.stopped_early else "")
+          + f"; OOD threshold {post.model_.ood_threshold:.3g} ({cfg.ood_quantile:g} quantile of held-out galaxies)")
     return 0
 
 
@@ -202,8 +254,9 @@ def run_predict(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
     ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]
-    out = pd.concat([table.spaxels[ids].reset_index(drop=True),
-                     pred.reset_index(drop=True).add_suffix("_cnn")], axis=1)
+    if model.meta.get("kind") != "sed-posterior":
+        pred = pred.add_suffix("_cnn")
+    out = pd.concat([table.spaxels[ids].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
     write_table_atomic(out, args.out)
     print(f"wrote {len(out)} rows to {args.out}")
     return 0
@@ -250,3 +303,42 @@ def run_uncertainty(args: argparse.Namespace) -> int:
               f"{c['coverage_95_raw']:>11.3f}{c['sigma_scale']:>8.3f}{c['z_std']:>8.3f}{c['n']:>8d}")
     print(f"wrote {args.out}")
     return 0
+
+
+def run_posterior_study_cmd(args: argparse.Namespace) -> int:
+    from ..experiments.posterior import PosteriorStudyConfig, run_posterior_study
+
+    cfg = load_config(PosteriorStudyConfig, args.config) if args.config else PosteriorStudyConfig()
+    cfg = _replace(cfg, seed=args.seed, n_samples=args.samples, compare_ensemble=False if args.no_ensemble else None)
+    cfg.posterior = _replace(cfg.posterior, targets=TARGET_CHOICES[args.target] if args.target else None)
+    cfg.posterior.train = _replace(cfg.posterior.train, max_epochs=args.max_epochs)
+    m = run_posterior_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet),
+                            overwrite=args.overwrite)
+    print(format_posterior_metrics(m))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def format_posterior_metrics(m: dict[str, Any]) -> str:
+    """Plain-text summary of a posterior study: coverage, widths at nominal coverage, degeneracy, OOD rates."""
+    lines = [f"{'target':<9}{'cov68':>8}{'cov95':>8}{'SBC KS p':>10}{'width68 post':>14}{'width68 ens':>13}"]
+    ens = m.get("width_68_at_nominal", {}).get("ensemble", {})
+    for t, c in m["posterior"]["per_target"].items():
+        j = list(m["posterior"]["per_target"]).index(t)
+        w_e = ens.get(t)
+        lines.append(f"{t:<9}{c['coverage_68']:>8.3f}{c['coverage_95']:>8.3f}{m['posterior']['sbc']['ks_pvalue'][j]:>10.2g}"
+                     f"{c['width_68_at_nominal']:>14.3f}" + (f"{w_e:>13.3f}" if w_e is not None else f"{'-':>13}"))
+    tarp = m["posterior"]["tarp"]
+    lines.append(f"TARP ATC {tarp['atc']:+.3f} (KS p {tarp['ks_pvalue']:.2g})")
+    for meth, d in m.get("degeneracy", {}).items():
+        lines.append(f"age-[Z/H] degeneracy, {meth}: mean per-object correlation {d['mean_object_corr']:+.2f}, "
+                     f"residual correlation {d['residual_corr']:+.2f}")
+    ood = m.get("ood", {})
+    rates = [f"{k} {v['flag_rate']:.3f}" for k, v in ood.items() if isinstance(v, dict) and "flag_rate" in v]
+    other = ood.get("other_library", {})
+    if "other_library" in other:
+        rates.append(f"other SSP library {other['other_library']['flag_rate']:.3f}")
+    elif "skipped" in other:
+        rates.append(f"other SSP library skipped ({other['skipped']})")
+    lines.append("OOD flag rates: " + ", ".join(rates))
+    return "\n".join(lines)

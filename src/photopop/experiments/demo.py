@@ -9,10 +9,13 @@ It chains the two reproduction recipes and the uncertainty study with demo-sized
 3. per-spaxel uncertainties (`experiments.uncertainty`) on the default mock (`photopop simulate ifu`:
    190 galaxies at J-PAS survey depth): heteroscedastic deep ensembles in four galaxy-held-out folds,
    recalibrated on calibration galaxies carved from the training galaxies, with 68%/95% coverage and
-   PIT histograms.
+   PIT histograms;
+4. posteriors (`experiments.posterior`) on the same mock: a conditional normalising flow beside a deep
+   ensemble on held-out galaxies (coverage, SBC, TARP, widths at equal coverage, the age-[Z/H]
+   degeneracy) and the out-of-domain flag study.
 
 Each part keeps its own cached stages under DIR/<part>/, so a rerun reuses finished work. The demo
-writes DIR/metrics.json (``{"sed": ..., "images": ..., "calibration": ...}``, the parts in the shapes
+writes DIR/metrics.json (``{"sed": ..., "images": ..., "calibration": ..., "posterior": ...}``, the parts in the shapes
 of the reproduce commands) and one self-contained DIR/report.html.
 """
 
@@ -37,6 +40,7 @@ from .liew_cain_2021 import LiewCain2021Config, preset_config as liew_cain_prese
 from .stages import StageResult, StageRunner
 from .sed_cv import SEDCVConfig
 from .studies import MorphologySettings, TrainingSizeSettings
+from .posterior import PosteriorStudyConfig, run_posterior_study
 from .uncertainty import UncertaintyConfig, run_uncertainty_study
 from .wu_boada_2019 import WuBoada2019Config, preset_config as wu_boada_preset, run_wu_boada_2019
 
@@ -71,6 +75,10 @@ def _demo_uncertainty() -> UncertaintyConfig:
                                                num_threads=1))
 
 
+def _demo_posterior() -> PosteriorStudyConfig:
+    return PosteriorStudyConfig()
+
+
 @dataclass
 class DemoConfig:
     """Settings of `photopop demo` (saved as DIR/config.toml); each part can be switched off."""
@@ -82,8 +90,11 @@ class DemoConfig:
     uncertainty: UncertaintyConfig = field(default_factory=_demo_uncertainty)
     #: the survey the uncertainty study runs on: the default mock of `photopop simulate ifu`
     uncertainty_survey: IFUSurveyConfig = field(default_factory=IFUSurveyConfig)
+    #: the posterior flow beside the ensemble on the same survey (`experiments.posterior`)
+    posterior: PosteriorStudyConfig = field(default_factory=_demo_posterior)
     run_images: bool = True
     run_uncertainty: bool = True
+    run_posterior: bool = True
 
 
 def tiny_demo_config() -> DemoConfig:
@@ -92,8 +103,13 @@ def tiny_demo_config() -> DemoConfig:
                             train=TrainConfig(loss="gaussian_nll", max_epochs=4, patience=2, batch_size=128,
                                               num_threads=1))
     survey = copy.deepcopy(liew_cain_preset("tiny").survey)
+    from ..training.posterior_fit import SEDPosteriorConfig
+
+    post = PosteriorStudyConfig(n_samples=200, ood_ssp_folder="", mag_shifts=(0.5, 5.0),
+                                posterior=SEDPosteriorConfig(train=TrainConfig(max_epochs=4, patience=2, batch_size=128)),
+                                ensemble=copy.deepcopy(unc))
     return DemoConfig(preset="tiny", sed=liew_cain_preset("tiny"), images=wu_boada_preset("tiny"), uncertainty=unc,
-                      uncertainty_survey=survey)
+                      uncertainty_survey=survey, posterior=post)
 
 
 def demo_preset(name: str) -> DemoConfig:
@@ -137,7 +153,7 @@ def _run_demo(cfg: DemoConfig, out_dir: Path, *, progress: Callable[[str], None]
 
     sed_cfg = copy.deepcopy(cfg.sed)
     sed_cfg.seed = cfg.seed
-    say("[1/3] SED method (Liew-Cain et al. 2021): mock IFU survey, Set A / Set B, gradients, studies")
+    say("[1/4] SED method (Liew-Cain et al. 2021): mock IFU survey, Set A / Set B, gradients, studies")
     t = time.perf_counter()
     sed = run_liew_cain_2021(sed_cfg, out / "sed", progress=say, overwrite=overwrite)
     timing["sed"] = time.perf_counter() - t
@@ -148,14 +164,14 @@ def _run_demo(cfg: DemoConfig, out_dir: Path, *, progress: Callable[[str], None]
         img_cfg = copy.deepcopy(cfg.images)
         img_cfg.seed = cfg.seed
         img_cfg.survey.seed = cfg.seed
-        say("[2/3] image method (Wu & Boada 2019): mock imaging survey, ResNet, baselines, resolution, MZR")
+        say("[2/4] image method (Wu & Boada 2019): mock imaging survey, ResNet, baselines, resolution, MZR")
         t = time.perf_counter()
         images = run_wu_boada_2019(img_cfg, out / "images", progress=say, overwrite=overwrite)
         timing["images"] = time.perf_counter() - t
         metrics["images"] = images.metrics
 
     if cfg.run_uncertainty:
-        say("[3/3] uncertainties on the default mock: heteroscedastic ensembles, recalibration, coverage on "
+        say("[3/4] uncertainties on the default mock: heteroscedastic ensembles, recalibration, coverage on "
             "unseen galaxies")
         t = time.perf_counter()
         ucfg = copy.deepcopy(cfg.uncertainty)
@@ -170,6 +186,19 @@ def _run_demo(cfg: DemoConfig, out_dir: Path, *, progress: Callable[[str], None]
         metrics["calibration"] = unc["calibration"]
         metrics["uncertainty"] = {k: v for k, v in unc.items() if k != "calibration"}
 
+    if cfg.run_posterior:
+        say("[4/4] posteriors on the default mock: a conditional flow beside the ensemble; SBC, TARP, OOD flag")
+        t = time.perf_counter()
+        pcfg = copy.deepcopy(cfg.posterior)
+        pcfg.seed = cfg.seed
+        survey_cfg = copy.deepcopy(cfg.uncertainty_survey)
+        survey_cfg.seed = cfg.seed
+        runner = StageRunner(out / "uncertainty" / "stages", log=say)  # the survey stage is shared
+        survey = runner.run("survey", survey_cfg, stage_survey(survey_cfg))
+        study = runner.run("posterior", pcfg, _stage_posterior(pcfg, survey_cfg), [survey])
+        metrics["posterior"] = json.loads((study.path / "study" / "metrics.json").read_text())
+        timing["posterior"] = time.perf_counter() - t
+
     timing["total"] = time.perf_counter() - t0
     metrics["timing_s"] = timing
     write_json_atomic(out / "metrics.json", metrics)
@@ -183,6 +212,14 @@ def _run_demo(cfg: DemoConfig, out_dir: Path, *, progress: Callable[[str], None]
 def _stage_uncertainty(ucfg: UncertaintyConfig) -> Callable[[Path, Mapping[str, StageResult]], None]:
     def run(out: Path, ups: Mapping[str, StageResult]) -> None:
         run_uncertainty_study(read_sed_table(ups["survey"].path / "table"), ucfg, out / "study")
+
+    return run
+
+
+def _stage_posterior(pcfg: PosteriorStudyConfig,
+                     survey_cfg: IFUSurveyConfig) -> Callable[[Path, Mapping[str, StageResult]], None]:
+    def run(out: Path, ups: Mapping[str, StageResult]) -> None:
+        run_posterior_study(read_sed_table(ups["survey"].path / "table"), pcfg, out / "study", survey_config=survey_cfg)
 
     return run
 
@@ -209,4 +246,7 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
     for t, v in metrics.get("calibration", {}).items():
         out[f"calibration.{t}.coverage_68"] = v.get("coverage_68")
         out[f"calibration.{t}.coverage_95"] = v.get("coverage_95")
+    for t, v in metrics.get("posterior", {}).get("posterior", {}).get("per_target", {}).items():
+        out[f"posterior.{t}.coverage_68"] = v.get("coverage_68")
+        out[f"posterior.{t}.coverage_95"] = v.get("coverage_95")
     return out

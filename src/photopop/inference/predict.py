@@ -6,7 +6,9 @@ model's band order it returns one row per input row with one column per target a
 estimates them, ``<target>_sigma`` columns (everything it returns is passed through to the output).
 `load_model` turns a model folder into a predictor, dispatching on ``meta.json`` (``kind``, else
 ``input_kind``) through `MODEL_KINDS`, so ensembles or other model families plug in with
-`register_model_kind` without touching the streaming code.
+`register_model_kind` without touching the streaming code. A predictor that needs columns besides the
+magnitudes (e.g. ``magerr_<band>``, ``redshift``: posterior models) lists them in ``extra_columns``;
+they are read, checked and passed to ``predict_frame`` too.
 
 `predict_catalog` streams catalogues chunk by chunk into a partitioned Parquet dataset (see
 `photopop.inference.stream` for the readers and the atomic writer, `photopop.inference.distributed`
@@ -41,6 +43,7 @@ DEFAULT_CHUNK_ROWS = 100_000
 MODEL_KINDS: dict[str, str | Callable[..., Any]] = {
     "sed": "photopop.inference.predict:load_sed_predictor",
     "sed-ensemble": "photopop.inference.predict:load_sed_predictor",
+    "sed-posterior": "photopop.inference.posterior:load_posterior_predictor",
 }
 
 
@@ -120,8 +123,10 @@ def model_kind(meta: dict[str, Any]) -> str:
     return "image" if meta.get("input_kind") == "image" else "sed"
 
 
-def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -> Any:
+def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096, **options: Any) -> Any:
     """Load a model folder as a `Predictor`, dispatching on its meta.json kind.
+
+    `options` go to the kind's loader (e.g. ``n_samples``, ``seed`` for posterior models).
 
     Raises InputError for a missing/corrupt folder, an image model (those predict from cutouts, not
     from magnitudes) or a kind nobody registered.
@@ -140,7 +145,7 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -
     if isinstance(loader, str):
         module, _, name = loader.partition(":")
         loader = getattr(importlib.import_module(module), name)
-    predictor = loader(path, device=device, batch_size=batch_size)
+    predictor = loader(path, device=device, batch_size=batch_size, **options)
     for attr, value in (("path", str(path.resolve())), ("model_hash", None)):
         if getattr(predictor, attr, None) is None:
             try:
@@ -151,7 +156,8 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096) -
 
 
 def as_predictor(model: Any, device: str = "auto", batch_size: int = 4096) -> Any:
-    """A `Predictor` from a model folder path, a predictor, a `SavedSEDModel` or a fitted `SEDRegressor`."""
+    """A `Predictor` from a model folder path, a predictor, a `SavedSEDModel`/`SavedPosterior` or a fitted
+    `SEDRegressor`/`SEDPosterior`."""
     if isinstance(model, (str, Path)):
         return load_model(model, device=device, batch_size=batch_size)
     if hasattr(model, "predict_frame"):
@@ -163,6 +169,10 @@ def as_predictor(model: Any, device: str = "auto", batch_size: int = 4096) -> An
     inner = getattr(model, "model_", None)  # a fitted SEDRegressor
     if inner is not None and hasattr(inner, "network"):
         model = inner
+    if hasattr(model, "network") and hasattr(model, "meta") and model.meta.get("kind") == "sed-posterior":
+        from .posterior import PosteriorPredictor
+
+        return PosteriorPredictor(model, device=device, batch_size=min(int(batch_size), 1024))
     if hasattr(model, "network") and hasattr(model, "predict") and hasattr(model, "meta"):
         return SEDPredictor(model, device=device, batch_size=batch_size)
     raise InputError(f"cannot use a {type(model).__name__} as a model: give a model folder, a SavedSEDModel, "
@@ -229,7 +239,8 @@ def output_columns(predictor: Any) -> list[str]:
     declared = getattr(predictor, "output_columns", None)
     if declared:
         return list(declared)
-    empty = pd.DataFrame({MAG_PREFIX + b: pd.Series(dtype=np.float64) for b in predictor.bands})
+    names = [MAG_PREFIX + b for b in predictor.bands] + extra_columns(predictor)
+    empty = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in names})
     return [str(c) for c in predictor.predict_frame(empty).columns]
 
 
@@ -250,9 +261,15 @@ def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputError(f"{what}: missing magnitude column(s) {missing}")
+    extra = [c for c in extra_columns(predictor) if c not in cols]
+    absent = [c for c in extra if c not in df.columns]
+    if absent:
+        raise InputError(f"{what}: missing column(s) {absent[:6]} the model is conditioned on")
     raw = magnitude_matrix(df, cols, what)
     mags, n_implausible = mask_implausible(raw, getattr(predictor, "mag_range", None))
     frame = pd.DataFrame(mags, columns=cols)
+    for c in extra:
+        frame[c] = df[c].to_numpy()
     n = len(frame)
     ok = np.isfinite(mags).all(axis=1)
     n_bad = int(n - ok.sum())
@@ -271,6 +288,11 @@ def predict_chunk(predictor: Any, df: pd.DataFrame, on_nan: str = "nan",
     values = np.full((n, sub.shape[1]), np.nan, dtype=np.float64)
     values[ok] = sub.to_numpy(dtype=np.float64)
     return pd.DataFrame(values, columns=[str(c) for c in sub.columns]), n_bad
+
+
+def extra_columns(predictor: Any) -> list[str]:
+    """Input columns the predictor needs besides ``mag_<band>`` (its ``extra_columns``, default none)."""
+    return [str(c) for c in (getattr(predictor, "extra_columns", None) or ())]
 
 
 def _check_output(predictor: Any, pred: pd.DataFrame, n: int, what: str) -> None:
@@ -393,6 +415,9 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
         missing = [c for c in ids if c not in src.columns]
         if missing:
             raise InputError(f"{src.path}: id column(s) {missing} not found; columns: {list(src.columns)[:40]}")
+        absent = [c for c in extra_columns(predictor) if c not in src.columns]
+        if absent:
+            raise InputError(f"{src.path}: lacks column(s) {absent[:6]} the model is conditioned on")
     clash = sorted(set(ids) & (set(cols) | set(stream.ROW_COLUMNS)))
     if clash:
         raise InputError(f"id column(s) {clash} clash with output columns {stream.ROW_COLUMNS + tuple(cols)}")
@@ -400,7 +425,8 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     run = {"kind": "catalog", "model_hash": model_hash, "chunk_rows": chunk_rows, "id_columns": list(ids),
            "on_nan": on_nan, "columns": list(ids) + list(stream.ROW_COLUMNS) + cols,
            "inputs": [s.fingerprint() for s in sources]}
-    read_columns = tuple(dict.fromkeys([*ids, *(MAG_PREFIX + b for b in predictor.bands)]))
+    read_columns = tuple(dict.fromkeys([*ids, *(MAG_PREFIX + b for b in predictor.bands),
+                                        *extra_columns(predictor)]))
     report = PredictReport(Path(out_dir), "catalog", [s.path for s in sources], run["columns"])
 
     def jobs_for(src: stream.CatalogInput) -> ChunkJob:  # the template of src's chunk jobs

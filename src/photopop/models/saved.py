@@ -280,72 +280,109 @@ class SavedSEDModel(SigmaScaled):
 
         An existing model folder is replaced only when it holds the same model, or with `overwrite`
         (`photopop.outputs`); other folders raise `OutputError`."""
-        path = Path(path)
         config = {"architecture": to_dict(self.network.config), "n_inputs": self.network.n_inputs,
                   "n_outputs": self.network.n_outputs, **self.extra_config}
         norm = {"input": self.input_norm.to_dict(), "target": self.target_norm.to_dict()}
-        meta = dict(self.meta)
-        meta.setdefault("photopop_version", __version__)
-        import tomli_w
-
-        settings = {"config": config, "meta": meta, "extra_files": sorted(extra_files or {})}
-        with replace_output(path, "sed-model", settings, overwrite=overwrite) as tmp:
-            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
-            torch_save(state, tmp / "model.pt")
-            (tmp / "config.toml").write_text(tomli_w.dumps(_strip_none(config)))
-            (tmp / "normalisation.json").write_text(dumps_json(norm) + "\n")
-            (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
-            for name, text in (extra_files or {}).items():
-                (tmp / name).write_text(text)
-            write_checksums(tmp)
-        return path
+        return write_model_folder(path, self.network.state_dict(), config, norm, self.meta, extra_files,
+                                  kind="sed-model", overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "SavedSEDModel":
         """Read a model folder written by `save`; InputError naming the file if anything is missing."""
         path = Path(path)
-        if not path.is_dir():
-            raise InputError(f"{path}: no such model folder")
-        files = {name: path / name for name in ("model.pt", "config.toml", "normalisation.json", "meta.json")}
-        missing = [n for n, p in files.items() if not p.exists()]
-        if missing:
-            raise InputError(f"{path}: not a complete model folder, missing {missing}")
-        verify_checksums(path, list(files))
-        try:
-            config = tomllib.loads(files["config.toml"].read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"{files['config.toml']}: cannot read ({exc})") from exc
-        meta = read_meta(path)
-        check_sed_meta(meta, files["meta.json"])
-        norm = read_json(files["normalisation.json"])
-        check_normalisation(norm, meta, files["normalisation.json"])
+        config, norm, meta, state = read_model_folder(path)
+        check_sed_meta(meta, path / "meta.json")
+        check_normalisation(norm, meta, path / "normalisation.json")
         if not isinstance(config.get("architecture", {}), dict):
-            raise InputError(f"{files['config.toml']}: [architecture] must be a table")
+            raise InputError(f"{path / 'config.toml'}: [architecture] must be a table")
         arch = from_dict(SEDCNNConfig, config.pop("architecture", {}))
         try:
             n_inputs = int(config.pop("n_inputs"))
             n_outputs = int(config.pop("n_outputs"))
         except KeyError as exc:
-            raise InputError(f"{files['config.toml']}: lacks {exc}") from exc
+            raise InputError(f"{path / 'config.toml'}: lacks {exc}") from exc
         except (TypeError, ValueError) as exc:
-            raise InputError(f"{files['config.toml']}: n_inputs/n_outputs must be integers ({exc})") from exc
+            raise InputError(f"{path / 'config.toml'}: n_inputs/n_outputs must be integers ({exc})") from exc
         n_features = len(norm["input"]["names"])
         if n_inputs != n_features:
-            raise InputError(f"{files['config.toml']}: n_inputs = {n_inputs}, but the normalisation has "
+            raise InputError(f"{path / 'config.toml'}: n_inputs = {n_inputs}, but the normalisation has "
                              f"{n_features} features")
         try:
             network = SEDCNN(n_inputs, n_outputs, arch)
         except (InputError, ValueError, RuntimeError) as exc:
-            raise InputError(f"{files['config.toml']}: cannot build the network ({exc})") from exc
-        try:
-            state = torch.load(files["model.pt"], map_location="cpu", weights_only=True)
-            network.load_state_dict(state)
-        except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError,
-                pickle.UnpicklingError) as exc:
-            raise InputError(f"{files['model.pt']}: cannot load weights ({exc})") from exc
-        network.eval()
+            raise InputError(f"{path / 'config.toml'}: cannot build the network ({exc})") from exc
+        load_weights(network, state, path)
         return cls(network, Standardiser.from_dict(norm["input"]), Standardiser.from_dict(norm["target"]),
                    meta, config)
+
+
+MODEL_FILES = ("model.pt", "config.toml", "normalisation.json", "meta.json")
+
+
+def write_model_folder(path: str | Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
+                       norm: dict[str, Any], meta: dict[str, Any],
+                       extra_files: dict[str, str] | None = None, *, kind: str = "sed-model",
+                       overwrite: bool = False) -> Path:
+    """Write model.pt, config.toml, normalisation.json, meta.json (+ extra text files) atomically.
+
+    The one writer of model folders (single networks, posterior flows): the folder is claimed as an
+    output of `kind` (`photopop.outputs`: an existing folder is replaced only when photopop wrote it
+    with the same settings, or with `overwrite`), ``photopop_version`` is added to meta when absent,
+    and a ``SHA256SUMS`` file covers every file.
+    """
+    import tomli_w
+
+    path = Path(path)
+    meta = dict(meta)
+    meta.setdefault("photopop_version", __version__)
+    settings = {"config": config, "meta": meta, "extra_files": sorted(extra_files or {})}
+    with replace_output(path, kind, settings, overwrite=overwrite) as tmp:
+        torch_save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / "model.pt")
+        (tmp / "config.toml").write_text(tomli_w.dumps(_strip_none(config)))
+        (tmp / "normalisation.json").write_text(dumps_json(norm) + "\n")
+        (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        write_checksums(tmp)
+    return path
+
+
+def read_model_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(config, normalisation, meta, weights state dict) of a folder written by `write_model_folder`.
+
+    Checksums are verified where the folder has them; meta.json must be a JSON object. Kind-specific
+    checks of meta and normalisation are the loader's (`SavedSEDModel.load`, `SEDPosterior.load`).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such model folder")
+    files = {name: path / name for name in MODEL_FILES}
+    missing = [n for n, p in files.items() if not p.exists()]
+    if missing:
+        raise InputError(f"{path}: not a complete model folder, missing {missing}")
+    verify_checksums(path, list(files))
+    try:
+        config = tomllib.loads(files["config.toml"].read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{files['config.toml']}: cannot read ({exc})") from exc
+    meta = read_meta(path)
+    norm = read_json(files["normalisation.json"])
+    if not isinstance(norm, dict):
+        raise InputError(f"{files['normalisation.json']}: must hold a JSON object, got {type(norm).__name__}")
+    try:
+        state = torch.load(files["model.pt"], map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError) as exc:
+        raise InputError(f"{files['model.pt']}: cannot load weights ({type(exc).__name__}: {exc})") from exc
+    return config, norm, meta, state
+
+
+def load_weights(network: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """Load a state dict into `network` (eval mode); InputError naming the folder if it does not fit."""
+    try:
+        network.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise InputError(f"{Path(path) / 'model.pt'}: weights do not fit the architecture ({exc})") from exc
+    network.eval()
 
 
 def _strip_none(obj: Any) -> Any:
@@ -399,7 +436,8 @@ def prediction_frame(mu: np.ndarray, sigma: np.ndarray | None, targets: Sequence
 
 
 def load_sed_model(path: str | Path) -> Any:
-    """Open a model folder: a single `SavedSEDModel` or, for meta kind 'sed-ensemble', an `SEDEnsemble`.
+    """Open a model folder: a single `SavedSEDModel`, for meta kind 'sed-ensemble' an `SEDEnsemble`, for
+    'sed-posterior' a `photopop.models.posterior_model.SavedPosterior` (quantile columns, not point values).
 
     Both have ``predict(data, bands=, filter_system=, batch_size=, device=, num_threads=)``,
     ``predict_array``, ``bands``, ``targets``, ``filter_system`` and ``meta``.
@@ -410,4 +448,8 @@ def load_sed_model(path: str | Path) -> Any:
         from .ensemble import SEDEnsemble
 
         return SEDEnsemble.load(path)
+    if kind == "sed-posterior":
+        from .posterior_model import SavedPosterior
+
+        return SavedPosterior.load(path)
     return SavedSEDModel.load(path)

@@ -24,6 +24,8 @@ KEY_FIGURES = (
     ("images", "fig6", "Mass-metallicity relation from predictions (Wu & Boada Fig. 6)"),
     ("uncertainty", "pit", "PIT histograms of the recalibrated ensemble on unseen galaxies"),
     ("uncertainty", "coverage", "Coverage of central intervals against nominal"),
+    ("uncertainty", "posterior_sbc", "Posterior flow: SBC rank histograms on unseen galaxies (flat = calibrated)"),
+    ("uncertainty", "posterior_tarp", "Posterior flow: TARP expected coverage (diagonal = calibrated)"),
 )
 
 
@@ -128,6 +130,12 @@ def write_demo_report(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
                   caption="Fraction of test spaxels whose label lies inside the central 68% / 95% Gaussian interval "
                           "(nominal 0.683 / 0.954); the σ scale is fitted on calibration galaxies carved from the "
                           "training galaxies")
+
+    post = metrics.get("posterior", {})
+    if post:
+        from .posterior_report import add_posterior_section
+
+        add_posterior_section(rep, post, _num)
 
     rep.heading("Figures")
     shown = 0

@@ -178,6 +178,11 @@ def train_network(
     log-variances). A model with ``in_channels == 2`` takes x with NaN for missing bands (turned into a
     value channel with 0 and a presence mask). `x_train_sd` (same shape as x_train, standardised units)
     is the per-row input noise used when ``config.noise_augment`` is on.
+    A model with its own ``loss_terms(x, y) -> (error of the mean or None, per-row loss (n, m))`` (e.g.
+    the negative log-probability of a posterior flow, `photopop.models.posterior.PosteriorNet`) is trained
+    on that loss instead (``config.loss`` is then unused); without a mean error the per-target MSE columns
+    of the history are NaN after epoch 0. A model with ``n_bands`` hides only its first ``n_bands`` input
+    columns under ``band_dropout``.
     """
     config = config or TrainConfig()
     config.validate()
@@ -197,7 +202,7 @@ def train_network(
         if not np.all(ok):
             raise InputError(f"{name} contain NaN/inf")
     n_targets = y_train.shape[1]
-    n_out = getattr(model, "n_outputs", None)
+    n_out = None if callable(getattr(model, "loss_terms", None)) else getattr(model, "n_outputs", None)
     want = 2 * n_targets if config.loss == "gaussian_nll" else n_targets
     if n_out is not None and int(n_out) != want:
         raise InputError(f"loss {config.loss!r} with {n_targets} target(s) needs a network with {want} outputs, "
@@ -245,6 +250,15 @@ def loss_terms(out: torch.Tensor, y: torch.Tensor, heteroscedastic: bool) -> tup
     err = out[:, :k] - y
     logv = out[:, k:].clamp(LOGVAR_MIN, LOGVAR_MAX)
     return err, 0.5 * (logv + err * err * torch.exp(-logv))
+
+
+def batch_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                heteroscedastic: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The model's own ``loss_terms(x, y)`` if it has one, else `loss_terms` of its outputs."""
+    own = getattr(model, "loss_terms", None)
+    if callable(own):
+        return own(x, y)
+    return loss_terms(model(x), y, heteroscedastic)
 
 
 def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: torch.device, fingerprint: str,
@@ -310,6 +324,10 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
         f0 = 0.5 if hetero else 1.0  # NLL with unit variance = half the MSE (constant dropped)
         rec0: dict[str, float] = {"epoch": 0, "train_loss": float(f0 * tr0.mean()), "val_loss": float(f0 * va0.mean()),
                                   "lr": float(config.learning_rate)}
+        if callable(getattr(model, "loss_terms", None)):  # a density: -log N(y; 0, I), the standardised prior
+            c = 0.5 * y_train.shape[1] * math.log(2 * math.pi)
+            rec0["train_loss"] = float(0.5 * (y_train ** 2).sum(axis=1).mean() + c)
+            rec0["val_loss"] = float(0.5 * (y_val ** 2).sum(axis=1).mean() + c)
         for j, t in enumerate(names):
             rec0[f"train_mse_{t}"] = float(tr0[j] * scale2[j])
             rec0[f"val_mse_{t}"] = float(va0[j] * scale2[j])
@@ -341,13 +359,14 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
                 idx = perm[start:start + bs]
                 xb, yb = xt[idx], yt[idx]
                 if sdt is not None or config.band_dropout > 0:
-                    xb = _augment(xb, sdt[idx] if sdt is not None else None, config.band_dropout, aug, mask_mode)
+                    xb = _augment(xb, sdt[idx] if sdt is not None else None, config.band_dropout, aug, mask_mode,
+                                  getattr(model, "n_bands", None))
                 opt.zero_grad(set_to_none=True)
-                err, terms = loss_terms(model(xb), yb, hetero)
+                err, terms = batch_terms(model, xb, yb, hetero)
                 loss = terms.mean()
                 loss.backward()
                 opt.step()
-                sse += (err.detach() ** 2).sum(dim=0).double()
+                sse += (err.detach() ** 2).sum(dim=0).double() if err is not None else math.nan
                 sloss += terms.detach().sum(dim=0).double()
             train_mse = (sse / n).cpu().numpy()
             train_loss = float((sloss / n).mean().cpu())
@@ -383,8 +402,9 @@ def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: t
 
 
 def _augment(xb: torch.Tensor, sdb: torch.Tensor | None, dropout: float, gen: torch.Generator,
-             mask_mode: bool) -> torch.Tensor:
-    """Re-noise a batch with its input errors and/or hide random bands (mask-channel models)."""
+             mask_mode: bool, n_drop: int | None = None) -> torch.Tensor:
+    """Re-noise a batch with its input errors and/or hide random bands (mask-channel models; only the
+    first `n_drop` columns when given)."""
     xb = xb.clone()
     vals = xb[:, 0] if mask_mode else xb
     if sdb is not None:
@@ -395,6 +415,8 @@ def _augment(xb: torch.Tensor, sdb: torch.Tensor | None, dropout: float, gen: to
     if dropout > 0 and mask_mode:
         frac = torch.rand((xb.shape[0], 1), generator=gen) * dropout
         drop = (torch.rand(vals.shape, generator=gen) < frac).to(xb.device)
+        if n_drop is not None:
+            drop[:, int(n_drop):] = False
         xb[:, 0][drop] = 0.0
         xb[:, 1][drop] = 0.0
     return xb
@@ -413,8 +435,8 @@ def _evaluate_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: i
     sloss = torch.zeros(y.shape[1], dtype=torch.float64, device=y.device)
     with torch.no_grad():
         for start in range(0, x.shape[0], batch):
-            err, terms = loss_terms(model(x[start:start + batch]), y[start:start + batch], hetero)
-            sse += (err * err).sum(dim=0).double()
+            err, terms = batch_terms(model, x[start:start + batch], y[start:start + batch], hetero)
+            sse += (err * err).sum(dim=0).double() if err is not None else math.nan
             sloss += terms.sum(dim=0).double()
     return (sse / x.shape[0]).cpu().numpy(), (sloss / x.shape[0]).cpu().numpy()
 
@@ -550,21 +572,8 @@ class SEDRegressor:
         return self
 
     def _split(self, n: int, galaxy_ids: Any, val_idx: Any) -> tuple[np.ndarray, np.ndarray]:
-        from ..splits import carve_validation
-
         cfg = self.config
-        if val_idx is not None:
-            vidx = np.unique(np.asarray(val_idx, dtype=np.int64))
-            if vidx.size == 0 or vidx.size >= n or vidx.min() < 0 or vidx.max() >= n:
-                raise InputError(f"val_idx must select between 1 and {n - 1} of the {n} rows")
-            mask = np.ones(n, dtype=bool)
-            mask[vidx] = False
-            return np.flatnonzero(mask), vidx
-        scheme = cfg.val_scheme
-        if scheme == "auto":
-            scheme = "B" if galaxy_ids is not None and np.unique(galaxy_ids).size >= 2 else "random"
-        return carve_validation(np.arange(n), galaxy_ids, scheme=scheme, fraction=cfg.val_fraction,
-                                seed=cfg.train.seed)
+        return validation_split(n, galaxy_ids, val_idx, cfg.val_scheme, cfg.val_fraction, cfg.train.seed)
 
     # -- prediction and folders ---------------------------------------------------------------------
     def _fitted(self) -> SavedSEDModel:
@@ -611,6 +620,24 @@ class SEDRegressor:
                                       stopped_early=bool(model.meta.get("stopped_early", False)))
         return out
 
+
+
+def validation_split(n: int, galaxy_ids: Any, val_idx: Any, scheme: str, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fitting rows, validation rows): `val_idx` if given, else `carve_validation` with `scheme`
+    ('auto' = by galaxy when at least two galaxy ids are known, else random rows)."""
+    from ..splits import carve_validation
+
+    if val_idx is not None:
+        vidx = np.unique(np.asarray(val_idx, dtype=np.int64))
+        if vidx.size == 0 or vidx.size >= n or vidx.min() < 0 or vidx.max() >= n:
+            raise InputError(f"val_idx must select between 1 and {n - 1} of the {n} rows")
+        mask = np.ones(n, dtype=bool)
+        mask[vidx] = False
+        return np.flatnonzero(mask), vidx
+    if scheme == "auto":
+        scheme = "B" if galaxy_ids is not None and np.unique(galaxy_ids).size >= 2 else "random"
+    return carve_validation(np.arange(n), galaxy_ids, scheme=scheme, fraction=fraction, seed=seed)
 
 
 def _fit_nan_standardiser(x: np.ndarray, names: Sequence[str]) -> Standardiser:

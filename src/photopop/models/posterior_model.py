@@ -1,0 +1,279 @@
+"""A trained posterior flow with its normalisation, OOD statistics and metadata: sampling and summaries.
+
+`SavedPosterior` is to `PosteriorNet` what `SavedSEDModel` is to `SEDCNN`: it turns magnitudes,
+magnitude errors and (optionally) redshifts into standardised network rows, draws posterior samples in
+label units, summarises them (quantiles, the age-[Z/H] correlation) and scores how unlike the training
+inputs each object is.
+
+Out-of-domain score: the Mahalanobis distance of an object's OOD features (its standardised input row:
+magnitudes, log errors, redshift; and its CNN embedding, `PosteriorNet.ood_features`) from the training
+rows' mean, with the Ledoit-Wolf
+shrunk covariance (`sklearn.covariance.LedoitWolf`) of the training rows; the threshold is the
+``ood_quantile`` (default 0.99) quantile of the scores of held-out training galaxies (the validation
+galaxies, which the network did not fit), so about 1 % of in-domain objects are flagged by design.
+
+Folder (written by `photopop.models.saved.write_model_folder`, the one model-folder writer):
+``model.pt``, ``config.toml`` (``[architecture]`` = `PosteriorNetConfig`, ``n_bands``, ``n_targets``,
+``n_err``, ``n_extra``, ``in_channels`` and the trainer's settings), ``normalisation.json`` (``input``,
+``target``, ``magerr`` (log10 errors), ``extra``: each fitted on the training rows only; ``ood``: mean
+and precision), ``meta.json`` (``kind`` 'sed-posterior', ``bands``, ``filter_system``, ``targets``,
+``input_kind``, ``nan_policy``, ``use_magerr``, ``extra_columns``, ``ood_threshold``, ``ood_quantile``,
+``n_samples``, ``photopop_version``, ``train_table_hash``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import from_dict, to_dict
+from ..errors import InputError
+from .normalise import Standardiser, make_features
+from .posterior import PosteriorNet, PosteriorNetConfig
+from .saved import SigmaScaled, check_bands, check_finite, extract_magnitudes, load_weights, read_model_folder, \
+    write_model_folder
+
+POSTERIOR_KIND = "sed-posterior"
+#: central-interval quantiles written per target: suffix -> probability
+QUANTILES = {"p025": 0.025, "p16": 0.16, "p50": 0.5, "p84": 0.84, "p975": 0.975}
+MAGERR_PREFIX = "magerr_"
+#: smallest magnitude error the log transform accepts (0 mag errors happen in noise-free mocks)
+MIN_MAGERR = 1e-4
+
+
+def corr_column(targets: Sequence[str]) -> str | None:
+    """Name of the age-[Z/H] correlation column when both are targets."""
+    return "corr_log_age_zh" if "log_age" in targets and "zh" in targets else None
+
+
+class SavedPosterior(SigmaScaled):
+    """A trained `PosteriorNet` that samples p(labels | SED) in label units and flags unfamiliar SEDs."""
+
+    def __init__(self, network: PosteriorNet, norms: dict[str, Standardiser | None], ood: dict[str, Any],
+                 meta: dict[str, Any], extra_config: dict[str, Any] | None = None) -> None:
+        self.network = network.eval()
+        self.input_norm = norms["input"]
+        self.target_norm = norms["target"]
+        self.magerr_norm = norms.get("magerr")
+        self.extra_norm = norms.get("extra")
+        self.ood_mean = np.asarray(ood["mean"], dtype=np.float64)
+        self.ood_precision = np.asarray(ood["precision"], dtype=np.float64)
+        self.meta = dict(meta)
+        self.meta["kind"] = POSTERIOR_KIND
+        self.extra_config = dict(extra_config or {})
+        for key in ("bands", "targets", "ood_threshold"):
+            if key not in self.meta:
+                raise InputError(f"posterior model meta lacks {key!r}")
+        if (self.magerr_norm is not None) != bool(self.meta.get("use_magerr")):
+            raise InputError("posterior model: use_magerr and the magerr normalisation disagree")
+
+    # -- what the model needs ------------------------------------------------------------------------
+    @property
+    def use_magerr(self) -> bool:
+        return bool(self.meta.get("use_magerr"))
+
+    @property
+    def extra_columns(self) -> list[str]:
+        """Context columns besides the magnitudes: magerr_<band> (if used), then e.g. redshift."""
+        errs = [MAGERR_PREFIX + b for b in self.bands] if self.use_magerr else []
+        return errs + list(self.meta.get("extra_columns") or [])
+
+    @property
+    def handles_nan(self) -> bool:
+        return self.meta.get("nan_policy") == "mask"
+
+    @property
+    def ood_threshold(self) -> float:
+        return float(self.meta["ood_threshold"])
+
+    def inputs(self, mags: np.ndarray, magerr: np.ndarray | None = None, extra: np.ndarray | None = None) -> np.ndarray:
+        """Network rows (n, width), or (n, 2, width) with the presence mask for 'mask' models."""
+        mags = np.asarray(mags, dtype=np.float64)
+        n = mags.shape[0]
+        if self.handles_nan:
+            if np.isinf(mags).any():
+                raise InputError("input: infinite magnitudes; use NaN for missing bands")
+        else:
+            check_finite(mags, self.bands)
+        parts = [self.input_norm.transform(make_features(mags, self.bands, self.meta.get("input_kind", "mag")))]
+        if self.use_magerr:
+            if magerr is None:
+                raise InputError(f"this posterior model needs magnitude errors (columns {MAGERR_PREFIX}<band>)")
+            parts.append(self.magerr_norm.transform(log_magerr(magerr, mags, self.bands)))
+        names = list(self.meta.get("extra_columns") or [])
+        if names:
+            ex = None if extra is None else np.asarray(extra, dtype=np.float64).reshape(n, -1)
+            if ex is None or ex.shape[1] != len(names) or not np.all(np.isfinite(ex)):
+                raise InputError(f"this posterior model needs finite values of {names} for every row")
+            parts.append(self.extra_norm.transform(ex))
+        x = np.concatenate(parts, axis=1)
+        if self.handles_nan:  # the layout of photopop.training.fit.mask_channels
+            present = np.isfinite(x)
+            return np.stack([np.where(present, x, 0.0), present.astype(np.float64)], axis=1)
+        return x
+
+    # -- sampling and summaries ------------------------------------------------------------------------
+    def sample_inputs(self, x: np.ndarray, n_samples: int, seed: int = 0, batch_size: int = 1024,
+                      device: str | torch.device = "cpu", with_context: bool = False):
+        """Samples (n_samples, n, n_targets) in label units for network rows `x`; optionally (with_context)
+        also the OOD feature vectors (`PosteriorNet.ood_features`) for `ood_scores`.
+
+        Objects are processed `batch_size` at a time with draws from one ``torch.Generator`` seeded with
+        `seed`, so the same rows, seed and batch size give the same draws (no global RNG is touched).
+        """
+        n_samples = int(n_samples)
+        if n_samples < 1:
+            raise InputError(f"n_samples must be >= 1, got {n_samples}")
+        dev = torch.device(device)
+        net = self.network.to(dev)
+        n = x.shape[0]
+        k = len(self.targets)
+        out = np.empty((n_samples, n, k), dtype=np.float32)
+        ctx = np.empty((n, self.ood_mean.size), dtype=np.float64) if with_context else None
+        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        scale = torch.as_tensor(self.target_norm.scale, dtype=torch.float32, device=dev)
+        mean = torch.as_tensor(self.target_norm.mean, dtype=torch.float32, device=dev)
+        gen = torch.Generator(device=dev).manual_seed(int(seed))
+        with torch.inference_mode():
+            for start in range(0, n, int(batch_size)):
+                xb = xt[start:start + batch_size].to(dev)
+                c = net.context(xb)
+                s = net.sample(xb, n_samples, gen, context=c)
+                out[:, start:start + xb.shape[0]] = (s * scale + mean).cpu().numpy()
+                if ctx is not None:
+                    ctx[start:start + xb.shape[0]] = net.ood_features(xb, c).double().cpu().numpy()
+        return (out, ctx) if with_context else out
+
+    def ood_scores(self, context: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of OOD feature vectors from the training rows (see the module docstring)."""
+        d = np.asarray(context, dtype=np.float64) - self.ood_mean
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.ood_precision, d), 0.0))
+
+    def summarise(self, samples: np.ndarray, context: np.ndarray | None = None) -> pd.DataFrame:
+        """Per object: ``<t>_<q>`` quantiles, ``corr_log_age_zh`` and (with context) ``ood_score``/``ood_flag``."""
+        s = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        probs = torch.tensor(list(QUANTILES.values()), dtype=torch.float32)
+        q = torch.quantile(s, probs, dim=0).double().numpy()  # (n_q, n, k)
+        out: dict[str, np.ndarray] = {}
+        for j, t in enumerate(self.targets):
+            for i, name in enumerate(QUANTILES):
+                out[f"{t}_{name}"] = q[i, :, j]
+        corr = corr_column(self.targets)
+        if corr is not None:
+            out[corr] = sample_correlation(samples[..., self.targets.index("log_age")],
+                                           samples[..., self.targets.index("zh")])
+        if context is not None:
+            score = self.ood_scores(context)
+            out["ood_score"] = score
+            out["ood_flag"] = (score > self.ood_threshold).astype(np.float64)
+        return pd.DataFrame(out)
+
+    def output_columns(self) -> list[str]:
+        """Columns of `summarise` with context, in order."""
+        cols = [f"{t}_{q}" for t in self.targets for q in QUANTILES]
+        corr = corr_column(self.targets)
+        return cols + ([corr] if corr else []) + ["ood_score", "ood_flag"]
+
+    def predict(self, data: Any, bands: Sequence[str] | None = None, filter_system: str | None = None,
+                n_samples: int | None = None, seed: int = 0, batch_size: int = 1024,
+                device: str | torch.device = "cpu", **_: Any) -> pd.DataFrame:
+        """Quantiles, correlation and OOD columns for an SEDTable or a DataFrame (bands checked by name)."""
+        x = self.frame_inputs(data, bands, filter_system)
+        samples, ctx = self.sample_inputs(x, n_samples or int(self.meta.get("n_samples", 1000)), seed, batch_size,
+                                          device, with_context=True)
+        return self.summarise(samples, ctx)
+
+    def frame_inputs(self, data: Any, bands: Sequence[str] | None = None,
+                     filter_system: str | None = None) -> np.ndarray:
+        """Network rows from an SEDTable or DataFrame holding mag_<band> (+ magerr_<band>, extra) columns."""
+        mags, given, system, _ = extract_magnitudes(data, bands, filter_system)
+        order = check_bands(self.bands, given, self.filter_system, system)
+        frame = data.spaxels if hasattr(data, "spaxels") else data
+        if not isinstance(frame, pd.DataFrame):
+            raise InputError("posterior prediction needs a table (magnitudes with their errors), not a bare array")
+        missing = [c for c in self.extra_columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"input lacks column(s) {missing[:6]} this posterior model is conditioned on")
+        errs = frame[[MAGERR_PREFIX + b for b in self.bands]].to_numpy(np.float64) if self.use_magerr else None
+        names = list(self.meta.get("extra_columns") or [])
+        extra = frame[names].to_numpy(np.float64) if names else None
+        return self.inputs(mags[:, order], errs, extra)
+
+    # -- folders -----------------------------------------------------------------------------------------
+    def save(self, path: str | Path, extra_files: dict[str, str] | None = None, *, overwrite: bool = False) -> Path:
+        """Write the model folder (see the module docstring) atomically; an existing folder is replaced
+        only under the output-folder contract of `photopop.outputs` (same settings, or `overwrite`)."""
+        net = self.network
+        config = {"architecture": to_dict(net.config), "n_bands": net.n_bands, "n_targets": net.n_targets,
+                  "n_err": net.n_err, "n_extra": net.n_extra, "in_channels": net.in_channels, **self.extra_config}
+        norm = {"input": self.input_norm.to_dict(), "target": self.target_norm.to_dict(),
+                "magerr": self.magerr_norm.to_dict() if self.magerr_norm is not None else None,
+                "extra": self.extra_norm.to_dict() if self.extra_norm is not None else None,
+                "ood": {"mean": self.ood_mean.tolist(), "precision": self.ood_precision.tolist()}}
+        return write_model_folder(path, net.state_dict(), config, norm, self.meta, extra_files,
+                                  kind=POSTERIOR_KIND, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SavedPosterior":
+        """Read a folder written by `save`; InputError naming what is missing or inconsistent."""
+        path = Path(path)
+        config, norm, meta, state = read_model_folder(path)
+        if meta.get("kind") != POSTERIOR_KIND:
+            raise InputError(f"{path / 'meta.json'}: kind is {meta.get('kind')!r}, not {POSTERIOR_KIND!r}")
+        try:
+            arch = from_dict(PosteriorNetConfig, config.pop("architecture", {}))
+            net = PosteriorNet(int(config.pop("n_bands")), int(config.pop("n_targets")), int(config.pop("n_err")),
+                               int(config.pop("n_extra")), arch, in_channels=int(config.pop("in_channels")))
+            norms = {k: Standardiser.from_dict(norm[k]) if norm.get(k) else None
+                     for k in ("input", "target", "magerr", "extra")}
+            ood = norm["ood"]
+        except KeyError as exc:
+            raise InputError(f"{path}: posterior model files lack {exc}") from exc
+        load_weights(net, state, path)
+        return cls(net, norms, ood, meta, config)
+
+
+def log_magerr(magerr: Any, mags: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """log10 of magnitude errors (floored at MIN_MAGERR); NaN where the magnitude is missing.
+
+    InputError for negative or NaN errors of measured bands.
+    """
+    err = np.asarray(magerr, dtype=np.float64)
+    if err.shape != mags.shape:
+        raise InputError(f"magnitude errors must have shape {mags.shape}, got {err.shape}")
+    present = np.isfinite(mags)
+    bad = present & ~(np.isfinite(err) & (err >= 0))
+    if bad.any():
+        cols = [bands[i] for i in np.flatnonzero(bad.any(axis=0))]
+        raise InputError(f"{int(bad.any(axis=1).sum())} row(s) have NaN, infinite or negative magnitude errors "
+                         f"in band(s) {cols[:6]}")
+    out = np.log10(np.maximum(np.where(present, err, 1.0), MIN_MAGERR))
+    return np.where(present, out, np.nan)
+
+
+def sample_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation over the sample axis (axis 0) per object; NaN where a coordinate is constant."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    da = a - a.mean(axis=0)
+    db = b - b.mean(axis=0)
+    den = np.sqrt((da * da).sum(axis=0) * (db * db).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (da * db).sum(axis=0) / den, np.nan)
+
+
+def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 0.99) -> tuple[dict[str, Any], float]:
+    """(Mahalanobis statistics from the fitting rows, threshold = `quantile` of the held-out rows' scores)."""
+    from sklearn.covariance import LedoitWolf
+
+    if not 0.0 < quantile < 1.0:
+        raise InputError(f"ood_quantile must be in (0, 1), got {quantile}")
+    lw = LedoitWolf().fit(np.asarray(context_fit, dtype=np.float64))
+    stats = {"mean": lw.location_, "precision": lw.precision_}
+    d = np.asarray(context_val, dtype=np.float64) - lw.location_
+    score = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, lw.precision_, d), 0.0))
+    return stats, float(np.quantile(score, quantile))
