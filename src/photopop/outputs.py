@@ -99,7 +99,7 @@ def _leftover_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"^\.{re.escape(name)}\.(?:[A-Za-z0-9_]{{8}}\.tmp|old)$")
 
 
-_OWN_HIDDEN = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}\.tmp|old|lock)$")
+_OWN_HIDDEN = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}\.tmp|lock)$")  # nested outputs' locks and temporaries
 
 
 def check_output_path(path: str | os.PathLike | None, inputs: Sequence[str | os.PathLike | None] = (),
