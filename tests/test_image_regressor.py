@@ -151,8 +151,8 @@ def test_save_load_roundtrip_and_mismatch_refusal(tmp_path):
     x = _images(5, 8)
     before = m.predict(x, tta=True)
     path = m.save(tmp_path / "model", extra_config={"train": {"epochs": 3}})
-    assert sorted(p.name for p in path.iterdir()) == ["SHA256SUMS", "config.toml", "meta.json", "model.pt",
-                                                     "normalisation.json"]
+    assert sorted(p.name for p in path.iterdir()) == [".photopop.json", "SHA256SUMS", "config.toml", "meta.json",
+                                                      "model.pt", "normalisation.json"]  # marker: photopop.outputs
     meta = json.loads((path / "meta.json").read_text())
     assert meta["bands"] == ["g", "r", "i"] and meta["image_size"] == 8 and meta["targets"] == ["oh"]
     assert meta["photopop_version"] and meta["pixel_kind"] == "flux"

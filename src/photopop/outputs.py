@@ -99,7 +99,7 @@ def _leftover_re(name: str) -> re.Pattern[str]:
     return re.compile(rf"^\.{re.escape(name)}\.(?:[A-Za-z0-9_]{{8}}\.tmp|old)$")
 
 
-_OWN_HIDDEN = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}\.tmp|old|lock)$")
+_OWN_HIDDEN = re.compile(r"^\..+\.(?:[A-Za-z0-9_]{8}\.tmp|lock)$")  # nested outputs' locks and temporaries
 
 
 def check_output_path(path: str | os.PathLike | None, inputs: Sequence[str | os.PathLike | None] = (),
@@ -199,12 +199,15 @@ def _holder(lock_path: Path) -> str:
             f"{info.get('command')})")
 
 
-def _write_info(fd: int) -> None:
+def _write_info(lock_file: Path) -> None:
+    """Record the holder in the (held) lock file, for the message a refused second writer prints."""
     info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:500],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, (json.dumps(info) + "\n").encode())
+    fd = os.open(lock_file, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, (json.dumps(info) + "\n").encode())
+    finally:
+        os.close(fd)
 
 
 def lock_path_for(path: str | os.PathLike) -> Path:
@@ -226,10 +229,15 @@ def output_lock(path: str | os.PathLike) -> Iterator[None]:
         if held is not None:
             held[1] += 1
     if held is None:
-        lock = FileLock(lock_file, timeout=0, thread_local=False, on_acquired=_write_info)
+        lock = FileLock(lock_file, timeout=0, thread_local=False)
         try:
             lock_file.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire()
+            try:
+                _write_info(lock_file)
+            except OSError:
+                lock.release()
+                raise
         except Timeout:
             raise OutputError(f"{path}: in use by {_holder(lock_file)}; wait for it to finish or choose "
                               "another output folder") from None

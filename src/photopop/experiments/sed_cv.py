@@ -296,7 +296,7 @@ def _run_cnn(cfg: SEDCVConfig, tab: Any, df: pd.DataFrame, train: np.ndarray, te
                                               train=train_cfg))
         reg.fit(train_frame, bands=bands, filter_system=tab.filter_system, val_idx=pos_val,
                 checkpoint_path=fdir / "checkpoints" / f"{name}.pt", quiet=quiet)
-        reg.save(fdir / name)
+        reg.save(fdir / name, overwrite=True)  # a piece of the claimed cv folder, redone for new settings
         pred = reg.predict(test_frame, bands=bands, filter_system=tab.filter_system)
         for t in targets:
             out[f"{t}_cnn"] = pred[t].to_numpy()

@@ -99,7 +99,8 @@ def tune(data: Any, config: TuneConfig | None = None, out_dir: str | Path = "sed
     from ..outputs import claim_output, source_id
 
     cfg = config or TuneConfig()
-    settings = {"config": to_dict(cfg), "data": source_id(data), "bands": None if bands is None else list(bands)}
+    search = {k: v for k, v in to_dict(cfg).items() if k not in ("n_trials", "timeout_s")}  # budget: may grow on resume
+    settings = {"config": search, "data": source_id(data), "bands": None if bands is None else list(bands)}
     inputs = [data] if isinstance(data, (str, Path)) else []
     with claim_output(out_dir, "sed-tune", settings, overwrite=overwrite, inputs=inputs, in_place=True,
                       clear=("study.db*", "tune_config.toml", "best_params.toml", "best_trial.json")):
