@@ -21,7 +21,8 @@ def _files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def _digest(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 hex digest of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -34,7 +35,7 @@ def write_checksums(folder: str | Path, names: Sequence[str] | None = None) -> N
     atomic folder write)."""
     folder = Path(folder)
     files = _files(folder) if names is None else [folder / n for n in names]
-    lines = [f"{_digest(p)}  {p.relative_to(folder).as_posix()}" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in files]
     (folder / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
 
 
@@ -65,6 +66,6 @@ def verify_checksums(folder: str | Path, names: Sequence[str] = ()) -> None:
         path = folder / name
         if not path.is_file():
             raise InputError(f"{path}: listed in {CHECKSUM_FILE} but missing")
-        if _digest(path) != digest:
+        if file_sha256(path) != digest:
             raise InputError(f"{path}: checksum mismatch (the file was modified or corrupted after photopop "
                              f"wrote it); restore the folder from a good copy or write it again")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..checksums import file_sha256
 from ..errors import InputError, MismatchError
 from ..io import (check_csv_complete, dumps_json, table_format, verify_parquet_footer, write_table_atomic,
                   write_text_atomic)
@@ -448,17 +449,6 @@ def write_part(df: pd.DataFrame, path: Path, metadata: dict[str, str] | None = N
     sha256, which the manifest records so that a resumed run re-verifies the part."""
     write_table_atomic(df, path, metadata)
     return file_sha256(path)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file's bytes (read in 1 MiB blocks)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _intact(path: Path, record: dict[str, Any]) -> bool:
