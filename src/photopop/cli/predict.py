@@ -55,13 +55,12 @@ def register(subparsers: Any) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..inference.predict import load_model, predict_inputs
-    from ..io import read_json
+    from ..inference.predict import load_model, model_kind, predict_inputs
+    from ..models.folder_checks import read_meta
     from ..outputs import check_output_path
 
     check_output_path(args.out, [args.model, *args.inputs])  # before loading anything
-    posterior = read_json(args.model / "meta.json", missing="not a model folder (no meta.json)").get("kind") \
-        == "sed-posterior" if args.model.is_dir() else False
+    posterior = args.model.is_dir() and model_kind(read_meta(args.model)) == "sed-posterior"
     if not posterior and (args.draws or args.samples or args.samples_out or args.seed):
         raise InputError("--draws, --seed, --samples and --samples-out apply to posterior models "
                          "(kind 'sed-posterior')")

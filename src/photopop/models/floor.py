@@ -43,13 +43,13 @@ class FloorConfig:
     """Settings of the information floor (saved with sed cv runs).
 
     n_library: spaxels drawn from the simulator's prior (>= 1e5 for the reported floor; 1e6 for a tighter
-    Monte-Carlo error). seed: the library's own seed (-1 = derived from the survey's, never equal to it).
+    Monte-Carlo error). seed: the library's own seed (None = derived from the survey's, never equal to it).
     scale_kernel_dex: 0 = brightness-free (scale-invariant amplitude prior); > 0 = use the library's absolute
     brightness through a log-normal kernel of this width.
     """
 
     n_library: int = 100_000
-    seed: int = -1
+    seed: int | None = None
     scale_kernel_dex: float = 0.0
     quantiles: tuple[float, ...] = (0.16, 0.5, 0.84)
     n_bins: int = 512
@@ -136,7 +136,7 @@ def floor_for_table(table: Any, config: FloorConfig | None = None, targets: Sequ
     key = (config_hash(survey, 16), cfg.n_library, cfg.seed, cfg.batch_galaxies)
     lib = _LAST_LIBRARY.get(key)
     if lib is None:  # Set A and Set B of one reproduction share the library: draw it once per process
-        lib = draw_prior_library(survey, cfg.n_library, seed=None if cfg.seed < 0 else cfg.seed,
+        lib = draw_prior_library(survey, cfg.n_library, seed=cfg.seed,
                                  batch_galaxies=cfg.batch_galaxies, progress=progress)
         _LAST_LIBRARY.clear()
         _LAST_LIBRARY[key] = lib
