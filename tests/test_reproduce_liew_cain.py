@@ -9,7 +9,7 @@ import pytest
 
 from photopop.cli.main import main
 from photopop.config import load_config
-from photopop.errors import InputError
+from photopop.errors import InputError, OutputError
 from photopop.experiments import liew_cain_2021 as lc
 
 #: a test-sized run on top of the 'tiny' preset (a couple of CNN epochs; checks the pipeline, not the science)
@@ -134,7 +134,9 @@ def test_rerun_is_cached_and_a_changed_setting_reruns_only_its_stages(tiny_run, 
     assert res.metrics["set_a"] == json.loads((out / "metrics.json").read_text())["set_a"]
     # a gradient setting changes gradients and what depends on them (mass_gradients), nothing else
     cfg2 = lc.load_liew_cain_config(cfg_path, overrides={"gradients": {"n_boot": 12}})
-    res2 = lc.run_liew_cain_2021(cfg2, out, report=False)
+    with pytest.raises(OutputError, match="other settings; pass --overwrite"):  # the folder holds another config's run
+        lc.run_liew_cain_2021(cfg2, out, report=False)
+    res2 = lc.run_liew_cain_2021(cfg2, out, report=False, overwrite=True)  # the stage cache stays valid
     ran = {n for n, r in res2.stages.items() if not r.cached}
     assert ran == {"gradients", "mass_gradients"}
     after = res2.metrics["stages"]

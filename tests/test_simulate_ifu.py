@@ -246,7 +246,7 @@ def test_cli_writes_the_folder(tmp_path, capsys):
     assert (out / "figures" / "label_maps.png").stat().st_size > 10_000
     assert "wrote" in capsys.readouterr().out
     # bad input: one line on stderr, exit status 2, nothing written
-    with pytest.raises(SystemExit) as exc:  # argparse refuses it: usage + one error line, status 2
+    with pytest.raises(SystemExit) as exc:  # refused by the shared validator, as an argparse type
         main(["simulate", "ifu", "--galaxies", "0", "--out", str(tmp_path / "bad")])
     assert exc.value.code == 2 and not (tmp_path / "bad").exists()
     assert "--galaxies must be a positive integer, got 0" in capsys.readouterr().err
