@@ -1,6 +1,7 @@
 """The information floor: likelihood weighting against known answers, the prior library, and the floor bound."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import integrate
 
@@ -27,6 +28,25 @@ def test_noise_free_truth_in_library_is_returned():
     # the median lies in the histogram bin of the true value
     width = (y[:, 0].max() - y[:, 0].min()) / 512
     assert np.all(np.abs(res["log_age_p50"] - y[[42, 7], 0]) <= width)
+
+
+def test_zero_errors_get_the_noise_free_kernel_and_measured_errors_are_kept():
+    """Noise-free photometry (magerr 0, the paper's setting) is weighed with the 0.01 mag kernel, not refused."""
+    from photopop.simulate.library import SpaxelLibrary
+
+    m, y = _lib()
+    mags = -2.5 * np.log10(m)
+    lib = SpaxelLibrary(fluxes=m, labels=pd.DataFrame({"log_age": y[:, 0], "zh": y[:, 1]}),
+                        bands=[f"b{i}" for i in range(m.shape[1])], redshifts=np.zeros(len(m)), meta={})
+    floor = InformationFloor(FloorConfig(n_library=len(m))).fit(lib)
+    exact = floor.predict(mags[[42, 7]], np.zeros((2, m.shape[1])))
+    kernel = floor.predict(mags[[42, 7]], np.full((2, m.shape[1]), 0.01))
+    np.testing.assert_allclose(exact.to_numpy(), kernel.to_numpy())
+    assert np.allclose(exact["log_age_mean"], y[[42, 7], 0], atol=0.05)
+    wide = floor.predict(mags[[42, 7]], np.full((2, m.shape[1]), 0.3))
+    assert not np.allclose(wide["log_age_std"], exact["log_age_std"])  # measured errors are used as given
+    with pytest.raises(InputError, match="noise_free_error_mag"):
+        FloorConfig(noise_free_error_mag=0.0).check()
 
 
 def test_toy_gaussian_posterior_mean_matches_analytic():

@@ -54,8 +54,13 @@ class FloorConfig:
     quantiles: tuple[float, ...] = (0.16, 0.5, 0.84)
     n_bins: int = 512
     batch_galaxies: int = 200
+    #: error (mag) given to bands whose error is 0, as in noise-free mocks (the paper's setting): the Bayes
+    #: estimate of exact photometry is a delta, so a finite library needs a kernel; measured errors are kept
+    noise_free_error_mag: float = 0.01
 
     def check(self) -> None:
+        if not self.noise_free_error_mag > 0:
+            raise InputError(f"floor noise_free_error_mag must be > 0, got {self.noise_free_error_mag}")
         if self.n_library < 1:
             raise InputError(f"floor n_library must be >= 1, got {self.n_library}")
         if not self.scale_kernel_dex >= 0:
@@ -103,6 +108,8 @@ class InformationFloor:
             raise InputError("InformationFloor.predict called before fit(library)")
         if magerrs is None:
             raise InputError("the floor needs each spaxel's magnitude errors (magerr_* columns)")
+        magerrs = np.asarray(magerrs, dtype=np.float64)
+        magerrs = np.where(magerrs == 0, self.config.noise_free_error_mag, magerrs)
         flux, err = mag_to_flux(mags, magerrs)
         return self.engine_.predict(flux, err)
 
