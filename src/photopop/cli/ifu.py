@@ -87,7 +87,6 @@ def run_prepare(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     from ..datasets.ifu_table import build_ifu_table
     from ..datasets.sed_table import write_sed_table
-
     from ..outputs import check_output
 
     # the output-folder contract (docs/architecture.md) before the photometry: user folders, other kinds and
