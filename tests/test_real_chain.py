@@ -8,7 +8,7 @@
     photopop labels SPEC... --ssp bc03 --out LABELS                 -> the pPXF labels to compare with
 
 A tiny mock and three epochs: the test checks that every link holds (the model's bands are a subset of the
-catalogue's system, ids carried through, finite predictions inside the mock's label ranges, fits ok), not the
+catalogue's system, ids carried through, finite predictions near the mock's label ranges, fits ok), not the
 accuracy; the measured numbers of a fully trained model are in docs/real-data.md. The files are located through
 the installed ppxf package; the test skips with a reason when they are absent.
 """
@@ -96,7 +96,11 @@ def test_real_spectra_through_the_chain(tmp_path: Path, capsys: pytest.CaptureFi
     for t in ("log_age", "zh"):
         v = pred[t].to_numpy()
         assert np.isfinite(v).all(), (t, v)
-        assert (v >= spax[t].min()).all() and (v <= spax[t].max()).all(), (t, v, spax[t].min(), spax[t].max())
+        # inside the mock's label range, give or take one label standard deviation: a linear output head is not
+        # bounded (mock seeds 1-4 gave at most 0.02 dex beyond the range); a lost band gives NaN (above), and
+        # labels in the wrong column or unit (e.g. age in yr or Gyr) land far outside
+        lo, hi, sd = spax[t].min(), spax[t].max(), spax[t].std()
+        assert (v >= lo - sd).all() and (v <= hi + sd).all(), (t, v, lo, hi, sd)
 
     # 5. the pPXF labels of the same spectra, joinable on id
     labels = tmp_path / "labels.parquet"
