@@ -31,9 +31,9 @@ def _set(bad_runs: list[tuple[float, float]]) -> SpectrumSet:
 
 
 def test_short_masked_run_is_interpolated_exactly_and_flagged():
-    b0, mag0, err0, cov0 = bins_photometry(_set([]), "jpas", BANDS)
+    b0, mag0, _, cov0 = bins_photometry(_set([]), "jpas", BANDS)
     assert b0 == BANDS and (cov0 == "full").all()
-    b, mag, err, cov = bins_photometry(_set([(4700.0, 4705.0)]), "jpas", BANDS)  # a 5 A run inside J0470
+    _, mag, err, cov = bins_photometry(_set([(4700.0, 4705.0)]), "jpas", BANDS)  # a 5 A run inside J0470
     j = BANDS.index("J0470")
     assert (cov[:, j] == "interpolated").all()
     assert (np.delete(cov, j, axis=1) == "full").all()
@@ -43,7 +43,7 @@ def test_short_masked_run_is_interpolated_exactly_and_flagged():
 
 def test_masked_run_beyond_the_share_voids_the_band():
     # ~100 A of J0470's ~150 A: far more than the default 10% of its response
-    b, mag, err, cov = bins_photometry(_set([(4650.0, 4750.0)]), "jpas", BANDS)
+    _, mag, _, cov = bins_photometry(_set([(4650.0, 4750.0)]), "jpas", BANDS)
     j = BANDS.index("J0470")
     assert np.isnan(mag[:, j]).all() and (cov[:, j] == "none").all()
     assert np.isfinite(np.delete(mag, j, axis=1)).all()
