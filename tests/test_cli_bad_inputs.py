@@ -348,6 +348,8 @@ CASES = [
     Case("ifu-table-out-holds-user-files", ("ifu", "table", "{table}", "--labels", "{cat}", "--filters", "jpas",
                                             "--out", "{tmp}/p"), r"did not write \(a\.txt\)",
          _mkdir_with("p", {"a.txt": "x"})),
+    Case("ifu-maps-out-holds-user-files", ("ifu", "maps", "{table}", "--values", "{cat}", "--out", "{tmp}/p"),
+         r"did not write \(a\.txt\)", _mkdir_with("p", {"a.txt": "x"})),
     Case("labels-unknown-ssp", ("labels", "{tmp}/s.csv", *SPEC_UNITS, "--fwhm", "2.5", "--redshift", "0",
                                 "--ssp", "nosuchlib", "--out", "{tmp}/l.parquet"), r"--ssp nosuchlib: not 'bc03'",
          _spectrum("s.csv")),
