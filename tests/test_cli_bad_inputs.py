@@ -182,6 +182,48 @@ def _hold_lock(name: str) -> Callable[[Path, pytest.MonkeyPatch], None]:
     return setup
 
 
+FLAM = "1e-17 erg/(s cm2 Angstrom)"
+SPEC_UNITS = ("--wave-unit", "Angstrom", "--flux-unit", FLAM)
+
+
+def _spectrum(name: str, lo: float = 3700.0, hi: float = 7500.0) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """A flat CSV table spectrum {tmp}/name over lo-hi A (units given on the command line)."""
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+        w = np.arange(lo, hi, 2.0)
+        pd.DataFrame({"wavelength": w, "flux": np.ones_like(w), "ivar": np.full_like(w, 100.0)}).to_csv(
+            tmp / name, index=False)
+    return setup
+
+
+def _cube(name: str, wcs: bool = True, error: bool = True) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    """A tiny CALIFA-layout cube {tmp}/name (3x3 spaxels, 3750-7000 A), optionally without its celestial WCS
+    or its ERROR extension."""
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+        from astropy.io import fits
+
+        nw = 1626
+        hdr = fits.Header()
+        if wcs:
+            hdr.update({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CUNIT1": "deg", "CUNIT2": "deg",
+                        "CRVAL1": 150.0, "CRVAL2": 2.0, "CRPIX1": 2.0, "CRPIX2": 2.0,
+                        "CDELT1": -1.0 / 3600.0, "CDELT2": 1.0 / 3600.0})
+        hdr.update({"CTYPE3": "AWAV", "CUNIT3": "Angstrom", "CRVAL3": 3750.0, "CDELT3": 2.0, "CRPIX3": 1.0})
+        cube = np.ones((nw, 3, 3), np.float32)
+        hdus = [fits.PrimaryHDU(cube, header=hdr)]
+        if error:
+            hdus.append(fits.ImageHDU(np.full_like(cube, 0.05), name="ERROR"))
+        hdus.append(fits.ImageHDU(np.zeros(cube.shape, np.uint8), name="BADPIX"))
+        fits.HDUList(hdus).writeto(tmp / name)
+    return setup
+
+
+def _both(*setups: Callable[[Path, pytest.MonkeyPatch], None]) -> Callable[[Path, pytest.MonkeyPatch], None]:
+    def setup(tmp: Path, mp: pytest.MonkeyPatch) -> None:
+        for f in setups:
+            f(tmp, mp)
+    return setup
+
+
 _SHARED: dict[str, Path] = {}
 _HELD: list[Any] = []
 
@@ -291,6 +333,43 @@ CASES = [
          r"Permission denied", _os_failure(errno.EACCES, "ro")),
     Case("predict-out-disk-full", ("predict", "{model}", "{cat}", "--out", "{tmp}/ro/pred", "--quiet"),
          r"No space left on device", _os_failure(errno.ENOSPC, "ro")),
+    # -- real data: cubes, spectra, labels, catalogues
+    Case("ifu-prepare-cube-without-wcs", ("ifu", "prepare", "{tmp}/g.V500.rscube.fits", "--re", "2", "--redshift",
+                                          "0.015", "--out", "{tmp}/bins"), r"g\.V500\.rscube\.fits.*celestial WCS",
+         _cube("g.V500.rscube.fits", wcs=False)),
+    Case("ifu-prepare-cube-without-errors", ("ifu", "prepare", "{tmp}/g.V500.rscube.fits", "--re", "2",
+                                             "--redshift", "0.015", "--out", "{tmp}/bins"),
+         r"g\.V500\.rscube\.fits.*no error extension", _cube("g.V500.rscube.fits", error=False)),
+    Case("ifu-prepare-out-holds-user-files", ("ifu", "prepare", "{tmp}/g.V500.rscube.fits", "--re", "2",
+                                              "--redshift", "0.015", "--out", "{tmp}/p"), r"did not write \(a\.txt\)",
+         _both(_cube("g.V500.rscube.fits"), _mkdir_with("p", {"a.txt": "x"}))),
+    Case("ifu-table-not-a-bins-folder", ("ifu", "table", "{table}", "--labels", "{cat}", "--filters", "jpas",
+                                         "--out", "{tmp}/sed"), r"not an `ifu prepare` folder"),
+    Case("ifu-table-out-holds-user-files", ("ifu", "table", "{table}", "--labels", "{cat}", "--filters", "jpas",
+                                            "--out", "{tmp}/p"), r"did not write \(a\.txt\)",
+         _mkdir_with("p", {"a.txt": "x"})),
+    Case("ifu-maps-out-holds-user-files", ("ifu", "maps", "{table}", "--values", "{cat}", "--out", "{tmp}/p"),
+         r"did not write \(a\.txt\)", _mkdir_with("p", {"a.txt": "x"})),
+    Case("labels-unknown-ssp", ("labels", "{tmp}/s.csv", *SPEC_UNITS, "--fwhm", "2.5", "--redshift", "0",
+                                "--ssp", "nosuchlib", "--out", "{tmp}/l.parquet"), r"--ssp nosuchlib: not 'bc03'",
+         _spectrum("s.csv")),
+    Case("labels-out-over-user-file", ("labels", "{tmp}/s.csv", *SPEC_UNITS, "--fwhm", "2.5", "--redshift", "0",
+                                       "--out", "{tmp}/mine.parquet"), r"mine\.parquet: exists and is not a labels table",
+         _both(_spectrum("s.csv"), lambda tmp, mp: pd.DataFrame({"a": [1]}).to_parquet(tmp / "mine.parquet"))),
+    Case("labels-out-is-its-input", ("labels", "{tmp}/s.csv", *SPEC_UNITS, "--fwhm", "2.5", "--redshift", "0",
+                                     "--out", "{tmp}/s.csv"), r"own input", _spectrum("s.csv")),
+    Case("bands-spectrum-covers-none", ("bands", "--covered-by", "{tmp}/s.csv", *SPEC_UNITS, "--filters", "sdss"),
+         r"s\.csv: covers none of the 5 sdss bands", _spectrum("s.csv", 5000.0, 6000.0)),
+    Case("photometry-spectrum-covers-none", ("photometry", "{tmp}/s.csv", *SPEC_UNITS, "--filters", "sdss", "--out",
+                                             "{tmp}/c.parquet"), r"s\.csv: cover\(s\) none of the 5 sdss bands",
+         _spectrum("s.csv", 5000.0, 6000.0)),
+    Case("photometry-out-over-user-file", ("photometry", "{tmp}/s.csv", *SPEC_UNITS, "--filters", "jpas-califa",
+                                           "--out", "{tmp}/mine.parquet"),
+         r"mine\.parquet: exists and is not a photometry catalogue",
+         _both(_spectrum("s.csv"), lambda tmp, mp: pd.DataFrame({"a": [1]}).to_parquet(tmp / "mine.parquet"))),
+    Case("photometry-out-over-user-csv-sidecar", ("photometry", "{tmp}/s.csv", *SPEC_UNITS, "--filters",
+                                                  "jpas-califa", "--out", "{tmp}/c.csv"),
+         r"c\.csv\.meta\.json: exists and is not photopop's", _both(_spectrum("s.csv"), _file("c.csv.meta.json", "{}"))),
 ]
 
 

@@ -193,9 +193,13 @@ def test_table_and_training(chain):
     # brighter (central) bins have brighter magnitudes
     s = t.spaxels.sort_values("r_re")
     assert s.groupby("galaxy_id")["mag_J0550"].first().lt(s.groupby("galaxy_id")["mag_J0550"].last()).all()
-    # refuses to replace the folder without --overwrite
+    # a rerun with the same inputs is idempotent (output-folder contract); other bands are refused without
+    # --overwrite
     assert main(["ifu", "table", str(d / "bins"), "--labels", str(d / "labels.parquet"), "--filters", "jpas",
-                 "--bands", *BANDS, "--out", str(d / "sed")]) == 2
+                 "--bands", *BANDS, "--out", str(d / "sed")]) == 0
+    assert main(["ifu", "table", str(d / "bins"), "--labels", str(d / "labels.parquet"), "--filters", "jpas",
+                 "--bands", *BANDS[:-1], "--out", str(d / "sed")]) == 2
+    assert read_sed_table(d / "sed").bands == BANDS
     assert main(["sed", "train", "--table", str(d / "sed"), "--target", "log_age", "--out", str(d / "model"),
                  "--max-epochs", "2", "--quiet"]) == 0
     assert (d / "model" / "meta.json").is_file()
@@ -232,8 +236,10 @@ def test_bad_cubes(tmp_path):
     with pytest.raises(InputError, match="target"):
         prepare_ifu_bins([tmp_path / "noerr.fits"], geom, tmp_path / "b4", BinningConfig(target_sn=0))
     (tmp_path / "mine").mkdir()
-    with pytest.raises(InputError, match="exists"):
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    with pytest.raises(InputError, match=r"did not write \(notes\.txt\)"):  # refused before any binning
         prepare_ifu_bins([tmp_path / "nowcs.fits"], geom, tmp_path / "mine")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("name, setup, fwhm, alpha", [("g.V1200.rscube.fits", "V1200", 2.3, 1.06),

@@ -87,12 +87,12 @@ def test_resume_after_interruption(spectra_files, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_labels(files, tmp_path / "b.parquet", "bc03", FAST, progress=stop_after_first, **kw)
     other = LabelFitConfig(**{**FAST.to_dict(), "mdegree": 6})
-    with pytest.raises(InputError, match="different labels run"):
+    with pytest.raises(InputError, match="other settings; pass --overwrite"):
         run_labels(files, tmp_path / "b.parquet", "bc03", other, **kw)
     # a folder of someone else's files at the parts path is never touched
     (tmp_path / "c.parquet.parts").mkdir()
     (tmp_path / "c.parquet.parts" / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="not a photopop labels work folder"):
+    with pytest.raises(InputError, match=r"did not write \(notes\.txt\)"):
         run_labels(files, tmp_path / "c.parquet", "bc03", FAST, **kw)
     assert (tmp_path / "c.parquet.parts" / "notes.txt").read_text() == "mine"
 

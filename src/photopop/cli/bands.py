@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     tab = coverage_table(system, source, redshift=z, max_uncovered=args.max_uncovered,
                          max_interpolated=args.max_interpolated)
     covered = tab["band"][tab["covered"]].tolist()
+    if not covered:  # an empty list would read as a valid (empty) --bands for simulate ifu
+        raise InputError(f"{args.covered_by}: covers none of the {len(system)} {system.name} bands at redshift "
+                         f"{z} (<= {args.max_uncovered:g} of a band's response uncovered); choose another system "
+                         "or --redshift")
     if args.json:
         doc = {"file": str(args.covered_by), "kind": kind, "filter_system": system.name, "redshift": z,
                "max_uncovered": args.max_uncovered, "max_interpolated": args.max_interpolated,

@@ -87,13 +87,13 @@ def run_prepare(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     from ..datasets.ifu_table import build_ifu_table
     from ..datasets.sed_table import write_sed_table
+    from ..outputs import check_output
 
-    if args.out.exists() and not args.overwrite:
-        raise InputError(f"{args.out}: exists; pass --overwrite to replace it")
-    if args.out.exists() and not (args.out / "spaxels.parquet").is_file():
-        raise InputError(f"{args.out}: exists and is not an SED-table folder; not replacing it")
+    # the output-folder contract (docs/architecture.md) before the photometry: user folders, other kinds and
+    # the inputs are refused at once; the settings (table meta) are compared by write_sed_table
+    check_output(args.out, "sed-table", overwrite=args.overwrite, inputs=[args.bins, args.labels])
     table = build_ifu_table(args.bins, args.labels, args.filters, bands=args.bands, keep_flagged=args.keep_flagged)
-    write_sed_table(table, args.out)
+    write_sed_table(table, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(table)} rows, {len(table.bands)} bands; dropped {table.meta['dropped']}")
     return 0
 

@@ -118,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
 
         cat = photometry_catalogue(spectra, system, ids=spectrum_ids(spectra, args.id), redshift=args.redshift,
                                    coverage_tolerance=args.coverage_tolerance, max_interpolated=args.max_interpolated)
+        none = (cat[[f"coverage_{b}" for b in system.bands]] == "none").all(axis=1).to_numpy()
+        if none.any():  # a row of NaN magnitudes only would look like a catalogue entry
+            raise InputError(f"{', '.join(cat.loc[none, 'file'].astype(str).tolist()[:3])}: cover(s) none of the "
+                             f"{len(system)} {system.name} bands; choose another --filters (see photopop bands "
+                             "--covered-by FILE)")
         write_catalogue(cat, args.out, system, overwrite=args.overwrite, inputs=args.spectra)
         flags = cat[[f"coverage_{b}" for b in system.bands]].to_numpy()
         print(f"wrote {args.out}: {len(cat)} spectra x {len(system)} {system.name} bands "

@@ -42,7 +42,8 @@ from .. import __version__
 from ..errors import InputError
 from ..evaluation.gradients import deprojected_radius
 from ..fitting.spectra import BINS_KIND, BINS_META, BINS_SPECTRA_DIR, SpectrumSet, write_spectrum_set
-from ..io import atomic_dir, dumps_json, read_table, write_table_atomic
+from ..io import dumps_json, read_table, write_table_atomic
+from ..outputs import check_output, replace_output, source_id
 from .ifu import CubeData, load_cube
 
 #: instrumental FWHM (A) of the CALIFA setups (Sanchez et al. 2016, CALIFA DR3)
@@ -254,12 +255,10 @@ def prepare_ifu_bins(cubes: Sequence[str | os.PathLike], geometry: Sequence[Gala
     gids = [g.galaxy_id for g in geometry]
     if len(set(gids)) != len(gids):
         raise InputError(f"duplicate galaxy_id(s) in the geometry: {sorted(gids)}")
-    if out.exists() and not overwrite:
-        raise InputError(f"{out}: exists; pass --overwrite to replace it")
-    if out.exists() and not (out / BINS_META).is_file():
-        raise InputError(f"{out}: exists and is not an `ifu prepare` folder; not replacing it")
+    settings = {"config": asdict(cfg), "cubes": [source_id(c) for c in cubes], "geometry": [asdict(g) for g in geometry]}
+    check_output(out, BINS_KIND, settings, overwrite=overwrite, inputs=cubes)  # a bad --out fails before binning
     results = [bin_cube(c, g, cfg) for c, g in zip(cubes, geometry)]
-    with atomic_dir(out) as tmp:
+    with replace_output(out, BINS_KIND, settings, overwrite=overwrite, inputs=cubes) as tmp:
         (tmp / BINS_SPECTRA_DIR).mkdir()
         for sset, _, gal in results:
             write_spectrum_set(tmp / BINS_SPECTRA_DIR / f"{gal['galaxy_id']:06d}.fits", sset)

@@ -3,7 +3,7 @@
 For every galaxy of an `ifu prepare` folder, each value column of a table keyed by (galaxy_id, spaxel_id) becomes
 a (ny, nx) image: the value of the bin each spaxel belongs to, NaN for spaxels in no bin or bins without a value.
 `write_bin_maps` writes ``<galaxy_id>_maps.fits`` per galaxy (one image extension per column, named after it,
-with the cube's celestial WCS), atomically.
+with the cube's celestial WCS), the folder written atomically as a whole (kind 'ifu-maps').
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..fitting.spectra import bins_spectrum_files, is_bins_folder, read_spectrum_set
-from ..io import atomic_path, read_table
+from ..io import read_table
 
 
 def bin_maps(bins: str | os.PathLike, values: pd.DataFrame, columns: Sequence[str]
@@ -51,24 +51,28 @@ def bin_maps(bins: str | os.PathLike, values: pd.DataFrame, columns: Sequence[st
 
 def write_bin_maps(bins: str | os.PathLike, values: str | os.PathLike | pd.DataFrame, columns: Sequence[str],
                    out_dir: str | os.PathLike, *, overwrite: bool = False) -> list[Path]:
-    """Write ``<out_dir>/<galaxy_id>_maps.fits`` for every galaxy; refuses existing files unless `overwrite`."""
+    """Write ``<out_dir>/<galaxy_id>_maps.fits`` for every galaxy, the folder as a whole (output-folder contract,
+    kind 'ifu-maps': a folder of user files or another kind is refused, other settings need `overwrite`)."""
     from astropy.io import fits
 
+    from ..outputs import check_output, replace_output, source_id
+
+    inputs = [bins] + ([] if isinstance(values, pd.DataFrame) else [values])
+    settings = {"bins": source_id(bins), "values": source_id(values), "columns": list(columns)}
+    check_output(out_dir, "ifu-maps", settings, overwrite=overwrite, inputs=inputs)
     table = values if isinstance(values, pd.DataFrame) else read_table(values)
     maps = bin_maps(bins, table, columns)
     out_dir = Path(out_dir)
     paths = []
-    for gid, (images, wcs_header) in maps.items():
-        path = out_dir / f"{gid:06d}_maps.fits"
-        if path.exists() and not overwrite:
-            raise InputError(f"{path}: exists; pass --overwrite to replace it")
-        hdus = [fits.PrimaryHDU()]
-        for name, img in images.items():
-            hdr = fits.Header() if wcs_header is None else fits.Header(wcs_header)
-            hdr["EXTNAME"] = name.upper()
-            hdr["GALAXY"] = gid
-            hdus.append(fits.ImageHDU(img.astype(np.float32), header=hdr))
-        with atomic_path(path) as tmp:
-            fits.HDUList(hdus).writeto(tmp, overwrite=True)
-        paths.append(path)
+    with replace_output(out_dir, "ifu-maps", settings, overwrite=overwrite, inputs=inputs) as tmp:
+        for gid, (images, wcs_header) in maps.items():
+            name = f"{gid:06d}_maps.fits"
+            hdus = [fits.PrimaryHDU()]
+            for col, img in images.items():
+                hdr = fits.Header() if wcs_header is None else fits.Header(wcs_header)
+                hdr["EXTNAME"] = col.upper()
+                hdr["GALAXY"] = gid
+                hdus.append(fits.ImageHDU(img.astype(np.float32), header=hdr))
+            fits.HDUList(hdus).writeto(tmp / name)
+            paths.append(out_dir / name)
     return paths
