@@ -66,9 +66,6 @@ def _checked(cls: type, key: str, hint: Any, value: Any) -> Any:
     if key == "seed" or key.endswith("_seed"):
         if value is None and type(None) in typing.get_args(hint):
             return value
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-        if isinstance(value, int) and value < 0 and defaults.get(key) == value:
-            return value  # the field's own negative sentinel (FloorConfig.seed = -1: derived from the survey's)
         return validate.seed(value, f"{cls.__name__}.{key}")
     args = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_args(hint) else [hint]
     if value is None or len(args) != 1 or args[0] not in (int, float, bool, str):

@@ -16,7 +16,6 @@ redone). Everything is driven by one `LiewCain2021Config` (saved as DIR/config.t
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import time
 from dataclasses import dataclass, field

@@ -171,7 +171,6 @@ def run_uncertainty_study(table: Any, config: UncertaintyConfig | None = None, o
     else:
         splits = [split_for_calibration(gal, cfg.test_fraction, cfg.calib_fraction, cfg.seed)]
 
-    k_t = len(targets)
     parts: dict[str, list[np.ndarray]] = {n: [] for n in ("test", "calib", "mu_t", "sig_t", "sc_t", "mu_c", "sig_c",
                                                          "sc_c", "m1", "s1", "sc1", "fold_t", "fold_c")}
     first_ens = None
