@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..io import dumps_json
 from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
-from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, log_magerr
+from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
 from ..models.saved import check_finite, extract_magnitudes, table_hash
 from .fit import TrainConfig, TrainResult, _fit_nan_standardiser, train_network, validation_split
 
@@ -50,7 +50,10 @@ class SEDPosteriorConfig:
     inputs must have them too). extra_columns: further per-row context columns (e.g. 'redshift'; a
     spaxel table without it takes it from its galaxy table). nan_policy 'mask': a presence-mask channel
     and ``train.band_dropout``, so bands may be missing (NaN). val_fraction / val_scheme: validation
-    carve as `SEDRegressorConfig`. ood_quantile: flag threshold as a quantile of held-out galaxies'
+    carve as `SEDRegressorConfig`. calib_fraction: share of the remaining fitting galaxies (same grouping)
+    held out for recalibration only -- neither fitted nor used for early stopping: the per-target spread
+    factors and the OOD threshold come from them (0 disables: factors 1, threshold from validation).
+    ood_quantile: flag threshold as a quantile of held-out galaxies'
     scores. n_samples: draws per object behind the quantiles (>= 1000 by default).
     """
 
@@ -60,6 +63,7 @@ class SEDPosteriorConfig:
     nan_policy: str = "refuse"
     val_fraction: float = 0.2
     val_scheme: str = "auto"
+    calib_fraction: float = 0.15
     ood_quantile: float = 0.99
     n_samples: int = 1000
     architecture: PosteriorNetConfig = field(default_factory=PosteriorNetConfig)
@@ -73,6 +77,8 @@ class SEDPosteriorConfig:
             raise InputError(f"unknown nan_policy {self.nan_policy!r}; use 'refuse' or 'mask'")
         if not 0.0 < float(self.ood_quantile) < 1.0:
             raise InputError(f"ood_quantile must be in (0, 1), got {self.ood_quantile}")
+        if not 0.0 <= float(self.calib_fraction) < 1.0:
+            raise InputError(f"calib_fraction must be in [0, 1), got {self.calib_fraction}")
         if int(self.n_samples) < 1:
             raise InputError(f"n_samples must be >= 1, got {self.n_samples}")
         if self.train.noise_augment:
@@ -139,6 +145,12 @@ class SEDPosterior:
             galaxy_ids = frame["galaxy_id"].to_numpy()
         fit_idx, vidx = validation_split(len(mags), galaxy_ids, val_idx, cfg.val_scheme, cfg.val_fraction,
                                          cfg.train.seed)
+        cal_idx = np.empty(0, dtype=np.int64)
+        if cfg.calib_fraction > 0:  # recalibration galaxies: carved from the fitting rows, used for nothing else
+            gsub = None if galaxy_ids is None else np.asarray(galaxy_ids)[fit_idx]
+            keep, cal = validation_split(fit_idx.size, gsub, None, cfg.val_scheme, cfg.calib_fraction,
+                                         cfg.train.seed + 1)
+            fit_idx, cal_idx = fit_idx[keep], fit_idx[cal]
 
         feats = make_features(mags, bands_l, "mag")
         fnames = feature_names(bands_l, "mag")
@@ -174,16 +186,22 @@ class SEDPosterior:
                 "extra_columns": list(cfg.extra_columns), "ood_quantile": float(cfg.ood_quantile),
                 "ood_threshold": math.nan, "n_samples": int(cfg.n_samples), "loss": "flow_nll",
                 "photopop_version": __version__, "train_table_hash": table_hash(mags, y),
-                "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size),
+                "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size), "n_calib_rows": int(cal_idx.size),
                 "best_epoch": self.result_.best_epoch, "best_val_loss": self.result_.best_val_loss,
                 "epochs_run": self.result_.epochs_run, "stopped_early": self.result_.stopped_early}
         extra_cfg = {"posterior": {k: v for k, v in to_dict(cfg).items() if k not in ("architecture", "train")},
                      "train": to_dict(cfg.train)}
         model = SavedPosterior(net, norms, {"mean": [0.0], "precision": [[1.0]]}, meta, extra_cfg)
+        held = cal_idx if cal_idx.size else vidx
         ctx = _contexts(model, x)
-        stats, threshold = fit_ood(ctx[fit_idx], ctx[vidx], cfg.ood_quantile)
+        stats, threshold = fit_ood(ctx[fit_idx], ctx[held], cfg.ood_quantile)
         model.ood_mean, model.ood_precision = stats["mean"], stats["precision"]
         model.meta["ood_threshold"] = threshold
+        if cal_idx.size:
+            raw = model.sample_inputs(x[cal_idx], cfg.n_samples, seed=cfg.train.seed, raw=True)
+            factors, report = fit_spread_factors(y[cal_idx], raw)
+            model.meta["spread_factors"] = dict(zip(targets, factors))
+            model.meta["recalibration"] = {"targets": targets, **report}
         self.model_ = model
         return self
 
