@@ -324,10 +324,12 @@ def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827
         return np.where(np.isfinite(r), r, np.inf)  # a zero-width side covers nothing off the median
 
     r68, r95 = ratios(0.6827), ratios(0.9545)
-    f = np.quantile(r68, level, axis=0)
+    with np.errstate(invalid="ignore"):  # inf ratios (zero-width sides) are legitimate
+        f = np.quantile(r68, level, axis=0)
+        f95 = np.quantile(r95, 0.9545, axis=0)
     if not np.all(np.isfinite(f) & (f > 0)):
         raise InputError(f"cannot fit spread factors: degenerate calibration draws (factors {f})")
-    report = {"n_objects": int(y.shape[0]), "factor": f.tolist(), "factor_95": np.quantile(r95, 0.9545, axis=0).tolist(),
+    report = {"n_objects": int(y.shape[0]), "factor": f.tolist(), "factor_95": f95.tolist(),
               "coverage68_raw": (r68 <= 1).mean(axis=0).tolist(), "coverage95_raw": (r95 <= 1).mean(axis=0).tolist(),
               "coverage68_recalibrated": (r68 <= f).mean(axis=0).tolist(),
               "coverage95_recalibrated": (r95 <= f).mean(axis=0).tolist()}
