@@ -119,9 +119,13 @@ class SEDPosterior:
         self.result_: TrainResult | None = None
 
     def fit(self, data: Any, *, bands: Sequence[str] | None = None, filter_system: str | None = None,
-            galaxy_ids: Any = None, val_idx: Any = None, checkpoint_path: str | Path | None = None,
+            galaxy_ids: Any = None, val_idx: Any = None, calib_idx: Any = None, checkpoint_path: str | Path | None = None,
             quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None) -> "SEDPosterior":
-        """Train on an SEDTable or DataFrame with mag_<band>, magerr_<band> (if used) and target columns."""
+        """Train on an SEDTable or DataFrame with mag_<band>, magerr_<band> (if used) and target columns.
+
+        calib_idx: rows held out for recalibration only (whole galaxies, e.g. a study's calibration
+        galaxies); without it ``calib_fraction`` of the fitting galaxies are carved (grouped) for it.
+        """
         cfg = self.config
         cfg.validate()
         mask = cfg.nan_policy == "mask"
@@ -143,15 +147,7 @@ class SEDPosterior:
             check_finite(mags, bands_l, "training table")
         if galaxy_ids is None and "galaxy_id" in frame.columns:
             galaxy_ids = frame["galaxy_id"].to_numpy()
-        fit_idx, vidx = validation_split(len(mags), galaxy_ids, val_idx, cfg.val_scheme, cfg.val_fraction,
-                                         cfg.train.seed)
-        cal_idx = np.empty(0, dtype=np.int64)
-        if cfg.calib_fraction > 0:  # recalibration galaxies: carved from the fitting rows, used for nothing else
-            gsub = None if galaxy_ids is None else np.asarray(galaxy_ids)[fit_idx]
-            keep, cal = validation_split(fit_idx.size, gsub, None, cfg.val_scheme, cfg.calib_fraction,
-                                         cfg.train.seed + 1)
-            fit_idx, cal_idx = fit_idx[keep], fit_idx[cal]
-
+        fit_idx, vidx, cal_idx = _carve(len(mags), galaxy_ids, val_idx, calib_idx, cfg)
         feats = make_features(mags, bands_l, "mag")
         fnames = feature_names(bands_l, "mag")
         fit_std = _fit_nan_standardiser if mask else Standardiser.fit
@@ -252,6 +248,34 @@ class SEDPosterior:
                                       epochs_run=int(model.meta.get("epochs_run", 0)),
                                       stopped_early=bool(model.meta.get("stopped_early", False)))
         return out
+
+
+def _carve(n: int, galaxy_ids: Any, val_idx: Any, calib_idx: Any,
+           cfg: SEDPosteriorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fitting, validation, calibration) rows, disjoint; grouped by galaxy as `validation_split`."""
+    gal = None if galaxy_ids is None else np.asarray(galaxy_ids)
+    if calib_idx is not None:
+        cal = np.unique(np.asarray(calib_idx, dtype=np.int64))
+        if cal.size < 2 or cal.min() < 0 or cal.max() >= n:
+            raise InputError(f"calib_idx must select at least 2 of the {n} rows (valid row numbers)")
+        rest = np.setdiff1d(np.arange(n), cal)
+        if val_idx is not None:
+            vidx = np.unique(np.asarray(val_idx, dtype=np.int64))
+            if np.intersect1d(vidx, cal).size:
+                raise InputError("val_idx and calib_idx share rows")
+            if vidx.size == 0 or vidx.min() < 0 or vidx.max() >= n or vidx.size >= rest.size:
+                raise InputError(f"val_idx must select between 1 and {rest.size - 1} of the non-calibration rows")
+            return np.setdiff1d(rest, vidx), vidx, cal
+        f, v = validation_split(rest.size, None if gal is None else gal[rest], None, cfg.val_scheme,
+                                cfg.val_fraction, cfg.train.seed)
+        return rest[f], rest[v], cal
+    fit_idx, vidx = validation_split(n, gal, val_idx, cfg.val_scheme, cfg.val_fraction, cfg.train.seed)
+    cal = np.empty(0, dtype=np.int64)
+    if cfg.calib_fraction > 0:  # recalibration galaxies: carved from the fitting rows, used for nothing else
+        keep, c = validation_split(fit_idx.size, None if gal is None else gal[fit_idx], None, cfg.val_scheme,
+                                   cfg.calib_fraction, cfg.train.seed + 1)
+        fit_idx, cal = fit_idx[keep], fit_idx[c]
+    return fit_idx, vidx, cal
 
 
 def build_posterior_network(n_bands: int, n_targets: int, n_err: int, n_extra: int, config: PosteriorNetConfig,
