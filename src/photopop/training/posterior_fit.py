@@ -3,8 +3,11 @@
 ``SEDPosterior(config).fit(table)`` trains a `photopop.models.posterior.PosteriorNet` (CNN embedding +
 conditional flow) by minimising -log p(theta | SED, errors, redshift) with `train_network` (the same
 early stopping on the grouped validation carve, checkpoints and exact resume as `SEDRegressor`); the
-normalisation of inputs, log errors, redshift and labels is fitted on the fitting rows only. After
-training, the out-of-domain statistics are fitted on the fitting rows' context vectors and the flag
+normalisation of inputs, log errors, redshift and labels is fitted on the fitting rows only. A share of
+the fitting galaxies (``calib_fraction``, or the caller's ``calib_idx``) is held out from both fitting and
+early stopping; on them per-target spread factors are fitted (`fit_spread_factors`) that widen or narrow
+every object's draws about its median so that the central 68 % intervals cover 68 % of new galaxies.
+After training, the out-of-domain statistics are fitted on the fitting rows' context vectors and the flag
 threshold on the validation galaxies' (held out from the fit). ``sample``, ``predict_quantiles``,
 ``save`` and ``load`` mirror `SEDRegressor`.
 
@@ -52,7 +55,7 @@ class SEDPosteriorConfig:
     and ``train.band_dropout``, so bands may be missing (NaN). val_fraction / val_scheme: validation
     carve as `SEDRegressorConfig`. calib_fraction: share of the remaining fitting galaxies (same grouping)
     held out for recalibration only -- neither fitted nor used for early stopping: the per-target spread
-    factors and the OOD threshold come from them (0 disables: factors 1, threshold from validation).
+    factors come from them (0 disables: factors 1).
     ood_quantile: flag threshold as a quantile of held-out galaxies'
     scores. n_samples: draws per object behind the quantiles (>= 1000 by default).
     """
@@ -188,9 +191,10 @@ class SEDPosterior:
         extra_cfg = {"posterior": {k: v for k, v in to_dict(cfg).items() if k not in ("architecture", "train")},
                      "train": to_dict(cfg.train)}
         model = SavedPosterior(net, norms, {"mean": [0.0], "precision": [[1.0]]}, meta, extra_cfg)
-        held = cal_idx if cal_idx.size else vidx
+        # OOD threshold from the validation galaxies (held out from the fit): on the default mock the
+        # calibration galaxies' 99 % quantile was set by a few outlying galaxies (3x higher, see posteriors.md)
         ctx = _contexts(model, x)
-        stats, threshold = fit_ood(ctx[fit_idx], ctx[held], cfg.ood_quantile)
+        stats, threshold = fit_ood(ctx[fit_idx], ctx[vidx], cfg.ood_quantile)
         model.ood_mean, model.ood_precision = stats["mean"], stats["precision"]
         model.meta["ood_threshold"] = threshold
         if cal_idx.size:
