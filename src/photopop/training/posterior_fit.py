@@ -122,7 +122,8 @@ class SEDPosterior:
         self.result_: TrainResult | None = None
 
     def fit(self, data: Any, *, bands: Sequence[str] | None = None, filter_system: str | None = None,
-            galaxy_ids: Any = None, val_idx: Any = None, calib_idx: Any = None, checkpoint_path: str | Path | None = None,
+            galaxy_ids: Any = None, val_idx: Any = None, calib_idx: Any = None,
+            checkpoint_path: str | Path | None = None,
             quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None) -> "SEDPosterior":
         """Train on an SEDTable or DataFrame with mag_<band>, magerr_<band> (if used) and target columns.
 
