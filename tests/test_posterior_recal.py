@@ -118,3 +118,14 @@ def test_no_calibration_carve_means_unit_factors():
     assert "spread_factors" not in post.model_.meta and post.model_.meta["n_calib_rows"] == 0
     with pytest.raises(InputError, match="calib_fraction"):
         small_config(calib_fraction=1.0).validate()
+
+
+def test_given_calibration_rows_are_used_for_nothing_else():
+    df = toy_frame(600, seed=2)
+    cal = np.flatnonzero(df["galaxy_id"].isin([0, 1, 2, 3, 4]))
+    post = SEDPosterior(small_config(seed=2, max_epochs=1)).fit(df, calib_idx=cal)
+    meta = post.model_.meta
+    assert meta["n_calib_rows"] == cal.size == meta["recalibration"]["n_objects"]
+    assert meta["n_fit_rows"] + meta["n_val_rows"] == len(df) - cal.size
+    with pytest.raises(InputError, match="share rows"):
+        SEDPosterior(small_config(seed=2, max_epochs=1)).fit(df, calib_idx=cal, val_idx=cal[:10])

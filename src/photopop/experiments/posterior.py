@@ -5,7 +5,8 @@
 1. galaxies -> test, calibration and fitting-pool galaxies (`experiments.uncertainty.split_for_calibration`,
    Set B style: no galaxy in two of them);
 2. an `SEDPosterior` fitted on the pool (its own validation galaxies, carved from it, drive early
-   stopping) and recalibrated on the calibration galaxies (spread factors, OOD threshold); a heteroscedastic deep ensemble trained on
+   stopping and the OOD threshold) and recalibrated (spread factors) on the calibration galaxies;
+   a heteroscedastic deep ensemble trained on
    the pool and recalibrated on the calibration galaxies, as `experiments.uncertainty` does;
 3. on the test galaxies: 68 %/95 % coverage, SBC ranks and TARP of the posterior draws
    (`evaluation.posterior_calibration`), both methods' interval widths at equal (nominal) coverage, and
