@@ -5,7 +5,7 @@
 What is timed is `SavedPosterior.predict` on a DataFrame of magnitudes and errors, i.e. everything
 `photopop predict` does per chunk: features and normalisation, the CNN embedding, the flow's per-object
 parameters, `--samples` draws per object, the five quantiles and the age-[Z/H] correlation per target,
-and the Mahalanobis OOD score. The network has the default `PosteriorNetConfig` (34 J-PAS bands, 2
+the recalibration (spread factors applied to the quantiles) and the Mahalanobis OOD score. The network has the default `PosteriorNetConfig` (34 J-PAS bands, 2
 targets) with random weights (the speed does not depend on them). Timed on 1 thread and on `--threads`
 (default: all cores), best of three runs; CUDA as well when a GPU is present. The machine may be
 shared with other jobs, so the load average is recorded with the numbers. Writes
@@ -57,7 +57,8 @@ def make_model(bands: list[str], rng: np.random.Generator) -> tuple[SavedPosteri
              "magerr": Standardiser.fit(np.log10(err), [f"log_magerr_{b}" for b in bands]), "extra": None}
     width = 2 * nb + 32
     meta = {"bands": bands, "targets": ["log_age", "zh"], "filter_system": "jpas", "use_magerr": True,
-            "nan_policy": "refuse", "input_kind": "mag", "ood_threshold": 10.0, "ood_quantile": 0.99, "n_samples": 1000}
+            "nan_policy": "refuse", "input_kind": "mag", "ood_threshold": 10.0, "ood_quantile": 0.99, "n_samples": 1000,
+            "spread_factors": {"log_age": 1.2, "zh": 1.1}}  # recalibration applied as for a trained model
     model = SavedPosterior(net, norms, {"mean": np.zeros(width), "precision": np.eye(width)}, meta)
     df = pd.DataFrame({**{f"mag_{b}": mags[:, j] for j, b in enumerate(bands)},
                        **{f"magerr_{b}": err[:, j] for j, b in enumerate(bands)}})

@@ -4,8 +4,9 @@
 
 1. galaxies -> test, calibration and fitting-pool galaxies (`experiments.uncertainty.split_for_calibration`,
    Set B style: no galaxy in two of them);
-2. an `SEDPosterior` trained on the pool and calibration galaxies (its own validation galaxies, carved
-   from those, drive early stopping and the OOD threshold); a heteroscedastic deep ensemble trained on
+2. an `SEDPosterior` fitted on the pool (its own validation galaxies, carved from it, drive early
+   stopping and the OOD threshold) and recalibrated (spread factors) on the calibration galaxies;
+   a heteroscedastic deep ensemble trained on
    the pool and recalibrated on the calibration galaxies, as `experiments.uncertainty` does;
 3. on the test galaxies: 68 %/95 % coverage, SBC ranks and TARP of the posterior draws
    (`evaluation.posterior_calibration`), both methods' interval widths at equal (nominal) coverage, and
@@ -227,7 +228,8 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     pcfg.train = dataclasses.replace(pcfg.train, seed=derived_seed(cfg.seed, "posterior"))
     t = time.perf_counter()
     train_tab = dataclasses.replace(tab, spaxels=df.iloc[train_rows].reset_index(drop=True))
-    post = SEDPosterior(pcfg).fit(train_tab, quiet=quiet)
+    # the study's calibration galaxies recalibrate the posterior too (its spread factors, OOD threshold)
+    post = SEDPosterior(pcfg).fit(train_tab, calib_idx=np.searchsorted(train_rows, calib), quiet=quiet)
     model = post.model_
     assert model is not None and post.result_ is not None
     t_train = time.perf_counter() - t

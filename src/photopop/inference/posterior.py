@@ -82,8 +82,8 @@ class PosteriorPredictor:
         """Quantiles, correlation, ood_score and ood_flag for the rows of `df`."""
         x = self._inputs(df)
         samples, ctx = self.model.sample_inputs(x, self.n_samples, self.seed, self.batch_size, self.device,
-                                                with_context=True)
-        return self.model.summarise(samples, ctx)[self.output_columns]
+                                                with_context=True, raw=True)
+        return self.model.summarise(samples, ctx, raw=True)[self.output_columns]
 
 
 class SamplesPredictor(PosteriorPredictor):

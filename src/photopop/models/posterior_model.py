@@ -90,6 +90,16 @@ class SavedPosterior(SigmaScaled):
     def ood_threshold(self) -> float:
         return float(self.meta["ood_threshold"])
 
+    @property
+    def spread_factors(self) -> np.ndarray:
+        """Per-target factors (meta ``spread_factors``, fitted on the calibration galaxies by
+        `fit_spread_factors`) that scale each object's draws about its median; 1 for older folders."""
+        f = self.meta.get("spread_factors") or {}
+        out = np.array([float(f.get(t, 1.0)) for t in self.targets], dtype=np.float64)
+        if not np.all(np.isfinite(out) & (out > 0)):
+            raise InputError(f"posterior model meta: spread_factors must be finite and > 0, got {f}")
+        return out
+
     def inputs(self, mags: np.ndarray, magerr: np.ndarray | None = None, extra: np.ndarray | None = None) -> np.ndarray:
         """Network rows (n, width), or (n, 2, width) with the presence mask for 'mask' models."""
         mags = np.asarray(mags, dtype=np.float64)
@@ -118,9 +128,12 @@ class SavedPosterior(SigmaScaled):
 
     # -- sampling and summaries ------------------------------------------------------------------------
     def sample_inputs(self, x: np.ndarray, n_samples: int, seed: int = 0, batch_size: int = 1024,
-                      device: str | torch.device = "cpu", with_context: bool = False):
+                      device: str | torch.device = "cpu", with_context: bool = False, raw: bool = False):
         """Samples (n_samples, n, n_targets) in label units for network rows `x`; optionally (with_context)
         also the OOD feature vectors (`PosteriorNet.ood_features`) for `ood_scores`.
+
+        The draws are recalibrated (`spread_about_median` with `spread_factors`) unless `raw`; raw draws
+        summarised with ``summarise(..., raw=True)`` give the same quantiles without the extra median pass.
 
         Objects are processed `batch_size` at a time with draws from one ``torch.Generator`` seeded with
         `seed`, so the same rows, seed and batch size give the same draws (no global RNG is touched).
@@ -138,11 +151,15 @@ class SavedPosterior(SigmaScaled):
         scale = torch.as_tensor(self.target_norm.scale, dtype=torch.float32, device=dev)
         mean = torch.as_tensor(self.target_norm.mean, dtype=torch.float32, device=dev)
         gen = torch.Generator(device=dev).manual_seed(int(seed))
+        factors = self.spread_factors
+        spread = None if raw or np.all(factors == 1.0) else torch.as_tensor(factors, dtype=torch.float32, device=dev)
         with torch.inference_mode():
             for start in range(0, n, int(batch_size)):
                 xb = xt[start:start + batch_size].to(dev)
                 c = net.context(xb)
                 s = net.sample(xb, n_samples, gen, context=c)
+                if spread is not None:
+                    s = spread_about_median(s, spread)
                 out[:, start:start + xb.shape[0]] = (s * scale + mean).cpu().numpy()
                 if ctx is not None:
                     ctx[start:start + xb.shape[0]] = net.ood_features(xb, c).double().cpu().numpy()
@@ -153,11 +170,19 @@ class SavedPosterior(SigmaScaled):
         d = np.asarray(context, dtype=np.float64) - self.ood_mean
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.ood_precision, d), 0.0))
 
-    def summarise(self, samples: np.ndarray, context: np.ndarray | None = None) -> pd.DataFrame:
-        """Per object: ``<t>_<q>`` quantiles, ``corr_log_age_zh`` and (with context) ``ood_score``/``ood_flag``."""
+    def summarise(self, samples: np.ndarray, context: np.ndarray | None = None, raw: bool = False) -> pd.DataFrame:
+        """Per object: ``<t>_<q>`` quantiles, ``corr_log_age_zh`` and (with context) ``ood_score``/``ood_flag``.
+
+        raw: `samples` are unrecalibrated (``sample_inputs(..., raw=True)``); the spread factors are then
+        applied to the quantiles, q -> p50 + f (q - p50), which is exactly the quantile of the recalibrated
+        draws (linear interpolation commutes with an increasing affine map). The correlation is unchanged.
+        """
         s = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
         probs = torch.tensor(list(QUANTILES.values()), dtype=torch.float32)
         q = torch.quantile(s, probs, dim=0).double().numpy()  # (n_q, n, k)
+        if raw:
+            med = q[list(QUANTILES).index("p50")]
+            q = med + self.spread_factors * (q - med)
         out: dict[str, np.ndarray] = {}
         for j, t in enumerate(self.targets):
             for i, name in enumerate(QUANTILES):
@@ -184,8 +209,8 @@ class SavedPosterior(SigmaScaled):
         """Quantiles, correlation and OOD columns for an SEDTable or a DataFrame (bands checked by name)."""
         x = self.frame_inputs(data, bands, filter_system)
         samples, ctx = self.sample_inputs(x, n_samples or int(self.meta.get("n_samples", 1000)), seed, batch_size,
-                                          device, with_context=True)
-        return self.summarise(samples, ctx)
+                                          device, with_context=True, raw=True)
+        return self.summarise(samples, ctx, raw=True)
 
     def frame_inputs(self, data: Any, bands: Sequence[str] | None = None,
                      filter_system: str | None = None) -> np.ndarray:
@@ -264,6 +289,51 @@ def sample_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((da * da).sum(axis=0) * (db * db).sum(axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (da * db).sum(axis=0) / den, np.nan)
+
+
+def spread_about_median(samples: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+    """Draws (S, n, k) scaled per target about each object's median: m + f (s - m).
+
+    An increasing affine map per coordinate: the median, the joint shape and every correlation are
+    kept; the widths of all intervals scale by f.
+    """
+    med = torch.quantile(samples, 0.5, dim=0, keepdim=True)
+    return med + (samples - med) * factors
+
+
+def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827) -> tuple[list[float], dict[str, Any]]:
+    """Per-target spread factors that make the central `level` intervals cover `level` of `y`.
+
+    For each object and target, r = (y - median) / (upper - median) above the median, (median - y) /
+    (median - lower) below, with (lower, upper) the central `level` quantiles of the draws (S, n, k).
+    The interval scaled by f about the median covers y iff r <= f, so f = the `level` quantile of r over
+    the calibration objects sets the coverage there to `level`. The report gives the coverage of the
+    68.27 % / 95.45 % intervals before and after, and the factor the 95 % interval alone would need
+    (a shape check: close to f when the tails are right).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    s = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    if y.ndim != 2 or s.dim() != 3 or tuple(s.shape[1:]) != y.shape or y.shape[0] < 2:
+        raise InputError(f"fit_spread_factors needs y (n >= 2, k) and draws (S, n, k); got {y.shape}, {tuple(s.shape)}")
+
+    def ratios(lev: float) -> np.ndarray:
+        a = (1.0 - lev) / 2.0
+        lo, med, hi = torch.quantile(s, torch.tensor([a, 0.5, 1.0 - a]), dim=0).double().numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(y >= med, (y - med) / (hi - med), (med - y) / (med - lo))
+        return np.where(np.isfinite(r), r, np.inf)  # a zero-width side covers nothing off the median
+
+    r68, r95 = ratios(0.6827), ratios(0.9545)
+    with np.errstate(invalid="ignore"):  # inf ratios (zero-width sides) are legitimate
+        f = np.quantile(r68, level, axis=0)
+        f95 = np.quantile(r95, 0.9545, axis=0)
+    if not np.all(np.isfinite(f) & (f > 0)):
+        raise InputError(f"cannot fit spread factors: degenerate calibration draws (factors {f})")
+    report = {"n_objects": int(y.shape[0]), "factor": f.tolist(), "factor_95": f95.tolist(),
+              "coverage68_raw": (r68 <= 1).mean(axis=0).tolist(), "coverage95_raw": (r95 <= 1).mean(axis=0).tolist(),
+              "coverage68_recalibrated": (r68 <= f).mean(axis=0).tolist(),
+              "coverage95_recalibrated": (r95 <= f).mean(axis=0).tolist()}
+    return f.tolist(), report
 
 
 def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 0.99) -> tuple[dict[str, Any], float]:

@@ -3,8 +3,11 @@
 ``SEDPosterior(config).fit(table)`` trains a `photopop.models.posterior.PosteriorNet` (CNN embedding +
 conditional flow) by minimising -log p(theta | SED, errors, redshift) with `train_network` (the same
 early stopping on the grouped validation carve, checkpoints and exact resume as `SEDRegressor`); the
-normalisation of inputs, log errors, redshift and labels is fitted on the fitting rows only. After
-training, the out-of-domain statistics are fitted on the fitting rows' context vectors and the flag
+normalisation of inputs, log errors, redshift and labels is fitted on the fitting rows only. A share of
+the fitting galaxies (``calib_fraction``, or the caller's ``calib_idx``) is held out from both fitting and
+early stopping; on them per-target spread factors are fitted (`fit_spread_factors`) that widen or narrow
+every object's draws about its median so that the central 68 % intervals cover 68 % of new galaxies.
+After training, the out-of-domain statistics are fitted on the fitting rows' context vectors and the flag
 threshold on the validation galaxies' (held out from the fit). ``sample``, ``predict_quantiles``,
 ``save`` and ``load`` mirror `SEDRegressor`.
 
@@ -31,7 +34,7 @@ from ..errors import InputError
 from ..io import dumps_json
 from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
-from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, log_magerr
+from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
 from ..models.saved import check_finite, extract_magnitudes, table_hash
 from .fit import TrainConfig, TrainResult, _fit_nan_standardiser, train_network, validation_split
 
@@ -50,7 +53,10 @@ class SEDPosteriorConfig:
     inputs must have them too). extra_columns: further per-row context columns (e.g. 'redshift'; a
     spaxel table without it takes it from its galaxy table). nan_policy 'mask': a presence-mask channel
     and ``train.band_dropout``, so bands may be missing (NaN). val_fraction / val_scheme: validation
-    carve as `SEDRegressorConfig`. ood_quantile: flag threshold as a quantile of held-out galaxies'
+    carve as `SEDRegressorConfig`. calib_fraction: share of the remaining fitting galaxies (same grouping)
+    held out for recalibration only -- neither fitted nor used for early stopping: the per-target spread
+    factors come from them (0 disables: factors 1).
+    ood_quantile: flag threshold as a quantile of held-out galaxies'
     scores. n_samples: draws per object behind the quantiles (>= 1000 by default).
     """
 
@@ -60,6 +66,7 @@ class SEDPosteriorConfig:
     nan_policy: str = "refuse"
     val_fraction: float = 0.2
     val_scheme: str = "auto"
+    calib_fraction: float = 0.15
     ood_quantile: float = 0.99
     n_samples: int = 1000
     architecture: PosteriorNetConfig = field(default_factory=PosteriorNetConfig)
@@ -73,6 +80,8 @@ class SEDPosteriorConfig:
             raise InputError(f"unknown nan_policy {self.nan_policy!r}; use 'refuse' or 'mask'")
         if not 0.0 < float(self.ood_quantile) < 1.0:
             raise InputError(f"ood_quantile must be in (0, 1), got {self.ood_quantile}")
+        if not 0.0 <= float(self.calib_fraction) < 1.0:
+            raise InputError(f"calib_fraction must be in [0, 1), got {self.calib_fraction}")
         if int(self.n_samples) < 1:
             raise InputError(f"n_samples must be >= 1, got {self.n_samples}")
         if self.train.noise_augment:
@@ -113,9 +122,14 @@ class SEDPosterior:
         self.result_: TrainResult | None = None
 
     def fit(self, data: Any, *, bands: Sequence[str] | None = None, filter_system: str | None = None,
-            galaxy_ids: Any = None, val_idx: Any = None, checkpoint_path: str | Path | None = None,
+            galaxy_ids: Any = None, val_idx: Any = None, calib_idx: Any = None,
+            checkpoint_path: str | Path | None = None,
             quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None) -> "SEDPosterior":
-        """Train on an SEDTable or DataFrame with mag_<band>, magerr_<band> (if used) and target columns."""
+        """Train on an SEDTable or DataFrame with mag_<band>, magerr_<band> (if used) and target columns.
+
+        calib_idx: rows held out for recalibration only (whole galaxies, e.g. a study's calibration
+        galaxies); without it ``calib_fraction`` of the fitting galaxies are carved (grouped) for it.
+        """
         cfg = self.config
         cfg.validate()
         mask = cfg.nan_policy == "mask"
@@ -137,9 +151,7 @@ class SEDPosterior:
             check_finite(mags, bands_l, "training table")
         if galaxy_ids is None and "galaxy_id" in frame.columns:
             galaxy_ids = frame["galaxy_id"].to_numpy()
-        fit_idx, vidx = validation_split(len(mags), galaxy_ids, val_idx, cfg.val_scheme, cfg.val_fraction,
-                                         cfg.train.seed)
-
+        fit_idx, vidx, cal_idx = _carve(len(mags), galaxy_ids, val_idx, calib_idx, cfg)
         feats = make_features(mags, bands_l, "mag")
         fnames = feature_names(bands_l, "mag")
         fit_std = _fit_nan_standardiser if mask else Standardiser.fit
@@ -174,16 +186,23 @@ class SEDPosterior:
                 "extra_columns": list(cfg.extra_columns), "ood_quantile": float(cfg.ood_quantile),
                 "ood_threshold": math.nan, "n_samples": int(cfg.n_samples), "loss": "flow_nll",
                 "photopop_version": __version__, "train_table_hash": table_hash(mags, y),
-                "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size),
+                "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size), "n_calib_rows": int(cal_idx.size),
                 "best_epoch": self.result_.best_epoch, "best_val_loss": self.result_.best_val_loss,
                 "epochs_run": self.result_.epochs_run, "stopped_early": self.result_.stopped_early}
         extra_cfg = {"posterior": {k: v for k, v in to_dict(cfg).items() if k not in ("architecture", "train")},
                      "train": to_dict(cfg.train)}
         model = SavedPosterior(net, norms, {"mean": [0.0], "precision": [[1.0]]}, meta, extra_cfg)
+        # OOD threshold from the validation galaxies (held out from the fit): on the default mock the
+        # calibration galaxies' 99 % quantile was set by a few outlying galaxies (3x higher, see posteriors.md)
         ctx = _contexts(model, x)
         stats, threshold = fit_ood(ctx[fit_idx], ctx[vidx], cfg.ood_quantile)
         model.ood_mean, model.ood_precision = stats["mean"], stats["precision"]
         model.meta["ood_threshold"] = threshold
+        if cal_idx.size:
+            raw = model.sample_inputs(x[cal_idx], cfg.n_samples, seed=cfg.train.seed, raw=True)
+            factors, report = fit_spread_factors(y[cal_idx], raw)
+            model.meta["spread_factors"] = dict(zip(targets, factors))
+            model.meta["recalibration"] = {"targets": targets, **report}
         self.model_ = model
         return self
 
@@ -234,6 +253,34 @@ class SEDPosterior:
                                       epochs_run=int(model.meta.get("epochs_run", 0)),
                                       stopped_early=bool(model.meta.get("stopped_early", False)))
         return out
+
+
+def _carve(n: int, galaxy_ids: Any, val_idx: Any, calib_idx: Any,
+           cfg: SEDPosteriorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fitting, validation, calibration) rows, disjoint; grouped by galaxy as `validation_split`."""
+    gal = None if galaxy_ids is None else np.asarray(galaxy_ids)
+    if calib_idx is not None:
+        cal = np.unique(np.asarray(calib_idx, dtype=np.int64))
+        if cal.size < 2 or cal.min() < 0 or cal.max() >= n:
+            raise InputError(f"calib_idx must select at least 2 of the {n} rows (valid row numbers)")
+        rest = np.setdiff1d(np.arange(n), cal)
+        if val_idx is not None:
+            vidx = np.unique(np.asarray(val_idx, dtype=np.int64))
+            if np.intersect1d(vidx, cal).size:
+                raise InputError("val_idx and calib_idx share rows")
+            if vidx.size == 0 or vidx.min() < 0 or vidx.max() >= n or vidx.size >= rest.size:
+                raise InputError(f"val_idx must select between 1 and {rest.size - 1} of the non-calibration rows")
+            return np.setdiff1d(rest, vidx), vidx, cal
+        f, v = validation_split(rest.size, None if gal is None else gal[rest], None, cfg.val_scheme,
+                                cfg.val_fraction, cfg.train.seed)
+        return rest[f], rest[v], cal
+    fit_idx, vidx = validation_split(n, gal, val_idx, cfg.val_scheme, cfg.val_fraction, cfg.train.seed)
+    cal = np.empty(0, dtype=np.int64)
+    if cfg.calib_fraction > 0:  # recalibration galaxies: carved from the fitting rows, used for nothing else
+        keep, c = validation_split(fit_idx.size, None if gal is None else gal[fit_idx], None, cfg.val_scheme,
+                                   cfg.calib_fraction, cfg.train.seed + 1)
+        fit_idx, cal = fit_idx[keep], fit_idx[c]
+    return fit_idx, vidx, cal
 
 
 def build_posterior_network(n_bands: int, n_targets: int, n_err: int, n_extra: int, config: PosteriorNetConfig,
