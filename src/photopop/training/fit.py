@@ -448,6 +448,14 @@ def build_network(n_inputs: int, n_outputs: int, config: SEDCNNConfig, seed: int
         return SEDCNN(n_inputs, n_outputs, config)
 
 
+def history_files(result: TrainResult | None) -> dict[str, str]:
+    """history.csv / history.json of a training run, the extra files every trained model folder carries."""
+    if result is None:
+        return {}
+    return {"history.csv": result.history.to_csv(index=False),
+            "history.json": dumps_json(result.history.to_dict(orient="records")) + "\n"}
+
+
 # -- the estimator ---------------------------------------------------------------------------------
 @dataclass
 class SEDRegressorConfig:
@@ -592,11 +600,7 @@ class SEDRegressor:
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json);
         `overwrite` as in `SavedSEDModel.save`."""
-        files = {}
-        if self.result_ is not None:
-            files["history.csv"] = self.result_.history.to_csv(index=False)
-            files["history.json"] = dumps_json(self.result_.history.to_dict(orient="records")) + "\n"
-        return self._fitted().save(path, extra_files=files, overwrite=overwrite)
+        return self._fitted().save(path, extra_files=history_files(self.result_), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "SEDRegressor":

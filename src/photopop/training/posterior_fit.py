@@ -31,12 +31,11 @@ import pandas as pd
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError
-from ..io import dumps_json
 from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
 from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
 from ..models.saved import check_finite, extract_magnitudes, table_hash
-from .fit import TrainConfig, TrainResult, _fit_nan_standardiser, train_network, validation_split
+from .fit import TrainConfig, TrainResult, _fit_nan_standardiser, history_files, train_network, validation_split
 
 
 def _default_train() -> TrainConfig:
@@ -230,11 +229,7 @@ class SEDPosterior:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model folder (plus history.csv/json); `overwrite` as in `SavedSEDModel.save`."""
-        files = {}
-        if self.result_ is not None:
-            files["history.csv"] = self.result_.history.to_csv(index=False)
-            files["history.json"] = dumps_json(self.result_.history.to_dict(orient="records")) + "\n"
-        return self._fitted().save(path, extra_files=files, overwrite=overwrite)
+        return self._fitted().save(path, extra_files=history_files(self.result_), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "SEDPosterior":
