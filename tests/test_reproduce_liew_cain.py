@@ -163,7 +163,7 @@ def test_model_mismatch_with_miuscat(tiny_run, shared_data_dir):
         pytest.skip(f"no MIUSCAT folder at {folder}")
     out, cfg_path = tiny_run
     cfg = lc.load_liew_cain_config(cfg_path, overrides={"mismatch": {"ssp_folder": str(folder)}})
-    res = lc.run_liew_cain_2021(cfg, out, report=False)
+    res = lc.run_liew_cain_2021(cfg, out, report=False, overwrite=True)  # other settings; stage cache kept
     ran = {n for n, r in res.stages.items() if not r.cached}
     assert {"survey_alt", "mismatch"} <= ran and not ran & {"survey", "cv_a", "cv_b", "gradients"}
     mm = res.metrics["model_mismatch"]
