@@ -126,15 +126,3 @@ def interpolation_variance(kernel: np.ndarray, sig2: np.ndarray, fill: dict[str,
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     out[rows[starts]] = np.add.reduceat(delta, starts, axis=0)
     return out
-    a = fill["frac"][r, i]
-    j = np.concatenate([fill["prev"][r, i], fill["next"][r, i]])
-    rr = np.concatenate([r, r])
-    ii = np.concatenate([i, i])
-    ww = np.concatenate([1.0 - a, a])
-    keys, inv = np.unique(rr * nw + j, return_inverse=True)
-    moved = sparse.csr_matrix((ww, (inv, ii)), shape=(keys.size, nw)) @ kernel.T  # (n_groups, n_bands)
-    rows, cols = keys // nw, keys % nw
-    k_j = kernel[:, cols].T
-    delta = (2.0 * k_j * moved + moved**2) * sig2[rows, cols][:, None]
-    np.add.at(out, rows, delta)
-    return out
