@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..photometry.columns import bands_from_columns, mag_columns  # noqa: F401  (the table schema)
 from ..errors import InputError, MismatchError
 from ..io import dumps_json, read_json, read_table, table_format, write_table_atomic
 from ..outputs import replace_output
@@ -50,16 +51,6 @@ _REQUIRED_BY_KIND: dict[str, tuple[str, ...]] = {
     "ifu-cube": GEOMETRY_COLUMNS,
     "user": (),
 }
-
-
-def mag_columns(bands: Iterable[str], prefix: str = "mag") -> list[str]:
-    """Column names ``<prefix>_<band>`` for `bands` (prefix 'mag', 'magerr' or 'magtrue')."""
-    return [f"{prefix}_{b}" for b in bands]
-
-
-def bands_from_columns(columns: Iterable[str]) -> list[str]:
-    """Bands in column order, inferred from ``mag_<band>`` columns."""
-    return [c[4:] for c in columns if c.startswith("mag_")]
 
 
 @dataclass
