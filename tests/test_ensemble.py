@@ -89,7 +89,7 @@ def test_mse_members_epistemic_only_and_checks(tmp_path):
 def test_ensemble_streams_through_photopop_predict(tmp_path):
     """`photopop predict` loads an ensemble folder and writes its <target>_sigma columns."""
     from photopop.inference import load_model, predict_catalog
-    from photopop.inference.predict import saved_model_hash
+    from photopop.inference.fingerprints import saved_model_hash
 
     (m0, x), (m1, _) = _member(0), _member(1)
     ens = SEDEnsemble([m0, m1])

@@ -10,7 +10,8 @@ import torch
 
 from photopop.datasets.sed_table import SEDTable
 from photopop.errors import InputError
-from photopop.inference.predict import SEDPredictor, predict_chunk
+from photopop.inference.chunks import predict_chunk
+from photopop.inference.predictors import SEDPredictor
 from photopop.models.normalise import make_features
 from photopop.photometry.magnitudes import (DEFAULT_RANGE, MagnitudeRange, check_magnitude_errors,
                                             check_magnitudes, implausible, magnitude_matrix, mask_implausible)

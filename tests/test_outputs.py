@@ -134,7 +134,7 @@ def test_lock_refuses_a_second_process_naming_it(tmp_path: Path) -> None:
 def test_two_predict_runs_on_one_folder_never_both_succeed(tmp_path: Path) -> None:
     """Different chunk sizes at the same time: the lock refuses one (or, if they do not overlap in
     time, the manifest refuses the second); never two 'successful' runs over mixed rows."""
-    from photopop.inference.predict import predict_catalog
+    from photopop.inference.catalog import predict_catalog
     from photopop.models.saved import SavedSEDModel
     from photopop.models.normalise import Standardiser
     from photopop.models.sed_cnn import SEDCNN, SEDCNNConfig

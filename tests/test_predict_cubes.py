@@ -11,7 +11,7 @@ from astropy.wcs import WCS
 from photopop.cli.main import main
 from photopop.errors import InputError, MismatchError
 from photopop.inference import predict_cube, read_cube_layout
-from photopop.inference.predict import predict_inputs
+from photopop.inference.run import predict_inputs
 
 from conftest import U32
 from test_predict_stream import BANDS, assert_within, make_model, mean_atol

@@ -12,7 +12,7 @@ import torch
 from photopop.cli.main import main
 from photopop.errors import InputError, MismatchError
 from photopop.inference import load_model, predict_catalog
-from photopop.inference import stream
+from photopop.inference import catalog, chunks, inputs, readers
 from photopop.models.normalise import Standardiser
 from photopop.models.saved import SavedSEDModel
 from photopop.models.sed_cnn import SEDCNN, SEDCNNConfig
@@ -125,9 +125,9 @@ def test_stream_equals_in_memory(setup, tmp_path, name):
 
 def test_parquet_reader_random_ranges_cross_row_groups(setup):
     root, _, df = setup
-    src = stream.inspect_inputs(root / "cat.parquet")[0]
+    src = inputs.inspect_inputs(root / "cat.parquet")[0]
     cols = ["spaxel_id", "mag_b2"]
-    with stream.open_reader(src, cols) as reader:
+    with readers.open_reader(src, cols) as reader:
         for start, stop in [(0, 64), (64, 128), (60, 211), (10, 15), (300, 500), (139, 141), (499, 500)]:
             got = reader.read(start, stop)
             pd.testing.assert_frame_equal(got, df[cols].iloc[start:stop].reset_index(drop=True))
@@ -157,7 +157,7 @@ def test_resume_after_injected_failure(setup, tmp_path, monkeypatch, after_write
     predict_catalog(root / "model", root / "cat.parquet", tmp_path / "full", **kw)
     reference = pd.read_parquet(tmp_path / "full")
 
-    real = stream.write_part
+    real = chunks.write_part  # process_chunk writes every part through it
     calls = []
 
     def flaky(df, path, metadata=None):
@@ -168,10 +168,10 @@ def test_resume_after_injected_failure(setup, tmp_path, monkeypatch, after_write
             raise RuntimeError("injected failure")
         real(df, path, metadata)
 
-    monkeypatch.setattr(stream, "write_part", flaky)
+    monkeypatch.setattr(chunks, "write_part", flaky)
     with pytest.raises(RuntimeError, match="injected"):
         predict_catalog(root / "model", root / "cat.parquet", tmp_path / "out", **kw)
-    monkeypatch.setattr(stream, "write_part", real)
+    monkeypatch.setattr(chunks, "write_part", real)
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert sorted(manifest["parts"]) == [f"part-00000-{k:06d}.parquet" for k in range(3)]
     assert not (tmp_path / "out" / "_SUCCESS").exists() and not manifest["complete"]
@@ -273,8 +273,8 @@ def test_finished_run_is_not_read_again(setup, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("should not be called")
 
-    monkeypatch.setattr(stream, "iter_chunks", boom)
-    monkeypatch.setattr(stream, "check_unique_ids", boom)
+    monkeypatch.setattr(catalog, "iter_chunks", boom)
+    monkeypatch.setattr(catalog, "check_unique_ids", boom)
     again = predict_catalog(model, root / "cat.csv", tmp_path / "o", chunk_rows=64, id_columns="galaxy_id,spaxel_id",
                             device="cpu")
     assert again.n_parts_skipped == first.n_parts == 8 and again.n_parts_written == 0 and again.n_rows == N

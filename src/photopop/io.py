@@ -373,7 +373,7 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict
     """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically.
 
     Parquet pages carry CRC checksums and FITS HDUs CHECKSUM/DATASUM keywords, which `read_table`
-    (and the streaming readers of `photopop.inference.stream`) verify.
+    (and the streaming readers of `photopop.inference.readers`) verify.
     """
     fmt = table_format(path)
     with atomic_path(path) as tmp:

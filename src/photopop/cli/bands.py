@@ -64,7 +64,7 @@ def _source(args: argparse.Namespace) -> tuple[Any, str]:
     path = args.covered_by
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    from ..inference.stream import input_kind
+    from ..inference.inputs import input_kind
 
     if input_kind(path) == "cube":
         from ..datasets.ifu import cube_wavelength

@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dask", metavar="ADDRESS", help="scheduler address, or local[:N] for a local cluster of N workers")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=arg(positive_int, "--batch-size"), default=4096, help="rows per network call")
+    p.add_argument("--threads", type=arg(positive_int, "--threads"), metavar="N", help="torch CPU threads per network "
+                   "call (default: torch's; 1 is fastest when the cores are shared with other jobs)")
     p.add_argument("--filter-system", metavar="NAME",
                    help="filter system of inputs that do not declare one (checked against the model's)")
     p.add_argument("--on-nan", choices=("nan", "refuse"), default="nan",
@@ -55,8 +57,10 @@ def register(subparsers: Any) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..inference.predict import load_model, model_kind, predict_inputs
+    from ..inference.predictors import load_model
+    from ..inference.run import predict_inputs
     from ..models.folder_checks import read_meta
+    from ..models.registry import model_kind
     from ..outputs import check_output_path
 
     check_output_path(args.out, [args.model, *args.inputs])  # before loading anything
@@ -67,7 +71,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.samples_out and not args.samples:
         raise InputError("--samples-out needs --samples N")
     options = {"n_samples": args.draws, "seed": args.seed} if posterior else {}
-    model = load_model(args.model, device=args.device, batch_size=args.batch_size, **options)
+    model = load_model(args.model, device=args.device, batch_size=args.batch_size, num_threads=args.threads,
+                       **options)
     report = predict_inputs(model, args.inputs, args.out, chunk_rows=args.chunk_rows, id_columns=args.id_columns,
                             client=args.dask, device=args.device, batch_size=args.batch_size,
                             filter_system=args.filter_system, on_nan=args.on_nan,

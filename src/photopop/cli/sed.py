@@ -4,7 +4,7 @@
     photopop sed train   --table DIR --target log_age --out MODEL_DIR      one model on a whole table
     photopop sed train   --table DIR --target both --estimator posterior --out MODEL_DIR
                                                                         a posterior flow (quantiles, OOD flag)
-    photopop sed predict --model MODEL_DIR --table DIR_OR_FILE --out FILE  apply a saved model
+    photopop sed predict --model MODEL_DIR --table DIR_OR_FILE --out FILE  one table (`photopop predict`'s path)
     photopop sed tune    --table DIR --target log_age --out DIR            Optuna search (minimises val loss)
     photopop sed figures --cv DIR                                          figures of a cv folder
     photopop sed uncertainty --table DIR --out DIR [--members N]           calibrated deep-ensemble sigmas
@@ -79,7 +79,8 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=run_train)
 
-    pr = sub.add_parser("predict", help="apply a saved SED model to a table")
+    pr = sub.add_parser("predict", help="apply a saved model to one table (the path of `photopop predict`, "
+                        "one output table instead of a dataset)")
     pr.add_argument("--model", required=True, type=Path, help="model folder")
     pr.add_argument("--table", required=True, type=Path, help="SED-table folder or CSV/Parquet/FITS file")
     pr.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output table (.parquet, .csv or .fits)")
@@ -243,18 +244,21 @@ def _train_posterior(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """`sed predict`: `photopop predict`'s model loading, band check and chunk kernel on one validated
+    SED table (`photopop.inference.predict_table`), written as one table; point columns get ``_cnn``."""
     import pandas as pd
 
     from ..experiments.sed_cv import load_table
+    from ..inference.predictors import load_model
+    from ..inference.run import predict_table
     from ..io import write_table_atomic
-    from ..models.saved import load_sed_model
 
     check_output_path(args.out, [args.model, args.table], what="output table", folder=False)
-    model = load_sed_model(args.model)
+    model = load_model(args.model, device="cpu", batch_size=args.batch_size, num_threads=args.threads)
     table = load_table(args.table)
-    pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
+    pred = predict_table(model, table, what=str(args.table))
     ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]
-    if model.meta.get("kind") != "sed-posterior":
+    if model.model.meta.get("kind") != "sed-posterior":
         pred = pred.add_suffix("_cnn")
     out = pd.concat([table.spaxels[ids].reset_index(drop=True), pred.reset_index(drop=True)], axis=1)
     write_table_atomic(out, args.out)

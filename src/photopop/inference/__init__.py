@@ -2,7 +2,11 @@
 
 `predict_catalog` streams catalogues (Parquet, FITS, CSV) into a resumable, partitioned Parquet
 dataset, optionally over a Dask cluster; `predict_cube` turns image cubes into target maps that keep
-the WCS; `load_model` reads any registered model folder as a predictor.
+the WCS; `load_model` reads any registered model folder as a predictor; `predict_inputs` (catalogues
+or cubes) and `predict_table` (one in-memory table) are what the command line calls.
+
+Modules, lowest first: `fingerprints`, `inputs`, `manifest`, `ids`, `readers`, `reports`,
+`predictors`, `chunks`, `cube_layout`, `catalog`, `distributed`, `cubes`, `posterior`, `run`.
 
 Names are imported lazily so that importing the package does not pull in torch or dask.
 """
@@ -13,11 +17,13 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Predictor": "predict", "PredictReport": "predict", "SEDPredictor": "predict", "as_predictor": "predict",
-    "load_model": "predict", "register_model_kind": "predict", "predict_catalog": "predict",
-    "predict_chunk": "predict", "predict_inputs": "predict",
-    "CubeReport": "cubes", "predict_cube": "cubes", "predict_cubes": "cubes", "read_cube_layout": "cubes",
+    "Predictor": "predictors", "BasePredictor": "predictors", "SEDPredictor": "predictors",
+    "as_predictor": "predictors", "load_model": "predictors",
+    "PredictReport": "reports", "predict_catalog": "catalog", "predict_chunk": "chunks",
+    "predict_inputs": "run", "predict_table": "run",
+    "CubeReport": "cubes", "predict_cube": "cubes", "predict_cubes": "cubes", "read_cube_layout": "cube_layout",
     "open_client": "distributed",
+    "PosteriorPredictor": "posterior", "predict_samples": "posterior",
 }
 
 __all__ = sorted(_EXPORTS)

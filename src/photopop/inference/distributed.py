@@ -24,8 +24,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InputError, MismatchError
-from . import stream
-from .predict import ChunkJob, PredictReport, load_model, process_chunk
+from .chunks import ChunkJob, process_chunk
+from .inputs import CatalogInput
+from .manifest import Manifest, n_chunks
+from .predictors import load_model
+from .readers import iter_chunks
+from .reports import PredictReport
 
 _LOCK = threading.Lock()
 TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
@@ -146,7 +150,7 @@ def _warn_malloc_trim(client: Any) -> None:
     """Warn once if worker processes run with MALLOC_TRIM_THRESHOLD_ set (slow torch on CPU)."""
     try:
         values = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
-    except Exception:  # pragma: no cover - e.g. a scheduler that forbids client.run
+    except (OSError, RuntimeError, TimeoutError):  # pragma: no cover - a lost connection, a scheduler error
         return
     if any(v is not None for v in values.values()):
         warnings.warn("Dask workers run with MALLOC_TRIM_THRESHOLD_ set (Dask's default), which makes torch "
@@ -159,8 +163,8 @@ def model_loads(client: Any) -> dict[str, int]:
     return client.run(lambda dask_worker: getattr(dask_worker, "_photopop_model_loads", 0))
 
 
-def run_distributed(client: Any, predictor: Any, sources: Sequence[stream.CatalogInput], chunk_rows: int,
-                    jobs_for: Callable[[stream.CatalogInput], ChunkJob], manifest: stream.Manifest,
+def run_distributed(client: Any, predictor: Any, sources: Sequence[CatalogInput], chunk_rows: int,
+                    jobs_for: Callable[[CatalogInput], ChunkJob], manifest: Manifest,
                     report: PredictReport, progress: bool = False) -> None:
     """Run every unfinished chunk as a Dask task, recording parts in `manifest` as they complete."""
     from distributed import as_completed
@@ -184,7 +188,7 @@ def run_distributed(client: Any, predictor: Any, sources: Sequence[stream.Catalo
                 continue
             if src.fmt == "csv":
                 count = 0
-                for chunk in stream.iter_chunks(src, chunk_rows, base.read_columns, skip=done):
+                for chunk in iter_chunks(src, chunk_rows, base.read_columns, skip=done):
                     count += 1
                     if chunk.frame is None:
                         report.n_parts_skipped += 1
@@ -193,7 +197,7 @@ def run_distributed(client: Any, predictor: Any, sources: Sequence[stream.Catalo
                     yield client.submit(_task, model, job, chunk.frame, pure=False)
                 manifest.set_chunks(src.index, count)
                 continue
-            n = stream.n_chunks(int(src.n_rows or 0), chunk_rows)
+            n = n_chunks(int(src.n_rows or 0), chunk_rows)
             for k in range(n):
                 if k in done:
                     report.n_parts_skipped += 1

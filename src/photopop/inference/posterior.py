@@ -22,41 +22,24 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .predict import PredictReport, predict_catalog
+from .catalog import predict_catalog
+from .predictors import BasePredictor
+from .reports import PredictReport
 
 DEFAULT_SAMPLES = 1000
 
 
-class PosteriorPredictor:
+class PosteriorPredictor(BasePredictor):
     """A `SavedPosterior` as a `Predictor` bound to a device, batch size, draw count and seed (picklable)."""
 
     def __init__(self, model: Any, device: str = "auto", batch_size: int = 1024, n_samples: int | None = None,
                  seed: int = 0, path: str | Path | None = None) -> None:
-        from ..training.device import resolve_device
-
-        self.model = model
-        self.device_spec = str(device)
-        self.device = resolve_device(device)
-        self.batch_size = int(batch_size)
+        super().__init__(model, device=device, batch_size=batch_size, path=path)
         self.n_samples = int(n_samples or model.meta.get("n_samples", DEFAULT_SAMPLES))
         if self.n_samples < 1:
             raise InputError(f"n_samples must be >= 1, got {self.n_samples}")
         self.seed = int(seed)
-        self._path = None if path is None else str(Path(path).resolve())
         self.model_hash = posterior_hash(model, self.n_samples, self.seed)
-
-    @property
-    def path(self) -> str | None:
-        """The model folder a Dask worker reloads (None: the predictor itself is shipped)."""
-        return self._path
-
-    @property
-    def bands(self) -> list[str]:
-        return list(self.model.bands)
-
-    @property
-    def filter_system(self) -> str | None:
-        return self.model.filter_system
 
     @property
     def targets(self) -> list[str]:
@@ -66,10 +49,6 @@ class PosteriorPredictor:
     @property
     def extra_columns(self) -> list[str]:
         return list(self.model.extra_columns)
-
-    @property
-    def handles_nan(self) -> bool:
-        return bool(self.model.handles_nan)
 
     @property
     def output_columns(self) -> list[str]:
@@ -123,17 +102,6 @@ def posterior_hash(model: Any, n_samples: int, seed: int) -> str:
                          "ood": model.ood_mean.tolist(), "arch": repr(model.network.config)},
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
-
-
-def load_posterior_predictor(path: str | Path, device: str = "auto", batch_size: int = 1024,
-                             n_samples: int | None = None, seed: int = 0) -> PosteriorPredictor:
-    """Open a 'sed-posterior' model folder as a `PosteriorPredictor` (the `MODEL_KINDS` loader)."""
-    from ..models.posterior_model import SavedPosterior
-
-    # non-default draws/seed: no path, so Dask ships this predictor instead of reloading the defaults
-    default = n_samples is None and int(seed) == 0
-    return PosteriorPredictor(SavedPosterior.load(path), device=device, batch_size=min(int(batch_size), 1024),
-                              n_samples=n_samples, seed=seed, path=path if default else None)
 
 
 def predict_samples(model: Any, inputs: str | Path | Iterable[str | Path], out_dir: str | Path, n_samples: int,
