@@ -16,9 +16,10 @@ trust that row); --samples N also writes N draws per object to a second dataset 
 from __future__ import annotations
 
 import argparse
-from ..validate import arg, out_path, positive_int
 from pathlib import Path
 from typing import Any
+
+from ..validate import arg, out_path, positive_int
 
 
 def register(subparsers: Any) -> None:
