@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -198,4 +198,4 @@ def predict_cubes(model: Any, inputs: Iterable[str | Path], out_dir: str | Path,
     return report
 
 
-__all__: Sequence[str] = ("CubeLayout", "CubeReport", "maps_name", "predict_cube", "predict_cubes", "read_cube_layout")
+__all__ = ["CubeReport", "maps_name", "predict_cube", "predict_cubes"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -190,7 +191,7 @@ def iter_chunks(src: CatalogInput, chunk_rows: int, columns: Sequence[str],
     with open_reader(src, columns) as reader:
         for k in range(n_chunks(n, chunk_rows)):
             start, stop = k * chunk_rows, min(n, (k + 1) * chunk_rows)
-            frame = None if k in skip else _guard(src, start, stop, lambda: reader.read(start, stop))
+            frame = None if k in skip else _guard(src, start, stop, partial(reader.read, start, stop))
             yield Chunk(k, start, stop - start, frame)
 
 
