@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import __version__
 from ..config import from_dict, to_dict
+from ..datasets.frames import as_frame
 from ..errors import InputError
 from ..io import dumps_json
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
@@ -503,6 +504,7 @@ class SEDRegressor:
         remaining (fitting) rows only. `magerr` (n, n_bands) gives the magnitude errors for
         ``train.noise_augment`` when `data` is an array (tables give their magerr_<band> columns).
         """
+        data = as_frame(data, "training table")  # astropy Table/QTable -> DataFrame
         cfg = self.config
         check_kind(cfg.input_kind)
         if cfg.nan_policy not in ("refuse", "mask"):
@@ -591,7 +593,7 @@ class SEDRegressor:
 
     def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
         """One column per target; see `SavedSEDModel.predict` for band and filter-system checks."""
-        return self._fitted().predict(data, **kw)
+        return self._fitted().predict(as_frame(data), **kw)
 
     @property
     def history_(self) -> pd.DataFrame | None:
