@@ -192,3 +192,15 @@ def test_to_pandas_keeps_the_plain_frame():
         np.testing.assert_array_equal(np.asarray(getattr(col, "value", col)), df[c].to_numpy())
     with pytest.raises(InputError, match="layout"):
         res.to_table("tall")
+
+
+def test_package_is_marked_typed():
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    assert importlib.resources.files("photopop").joinpath("py.typed").is_file()
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if pyproject.exists():  # a source checkout: the marker must be shipped in the wheel too
+        data = tomllib.loads(pyproject.read_text())
+        assert "py.typed" in data["tool"]["setuptools"]["package-data"]["photopop"]
