@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ import astropy.units as u
 import numpy as np
 
 from ..errors import InputError
+from ..io import read_errors
 
 #: flux unit of every SSP spectrum: luminosity density per unit stellar mass formed
 SSP_UNIT = u.L_sun / u.AA / u.M_sun
@@ -272,7 +274,7 @@ class SSPGrid:
                 raise InputError(f"{path}: SSP grid files must be .npz or .fits")
         except InputError:
             raise
-        except Exception as exc:
+        except read_errors() + (zipfile.BadZipFile,) as exc:  # unreadable, truncated or corrupt file
             raise InputError(f"{path}: cannot read SSP grid ({type(exc).__name__}: {exc})") from exc
         wave = np.asarray(data["wavelength_aa"], dtype=np.float64)
         sl = _wave_slice(wave, wave_range, str(path))
@@ -370,7 +372,7 @@ def _bc03_cached(path: str, wave_range: tuple[float, float] | None, dtype: str) 
 
     try:
         hdul = fits.open(path, memmap=True)
-    except Exception as exc:
+    except read_errors() as exc:
         raise InputError(f"{path}: cannot open BC03 grid ({exc})") from exc
     with hdul:
         names = [h.name for h in hdul]
@@ -446,7 +448,7 @@ def _read_miles_folder(cls, path, *, pattern, wave_range, mass_fraction, z_sun, 
                 with fits.open(f, memmap=False) as hdul:
                     hdr = hdul[0].header
                     data = np.asarray(hdul[0].data, dtype=np.float64)
-            except Exception as exc:
+            except read_errors() as exc:
                 raise InputError(f"{f}: cannot read FITS ({type(exc).__name__}: {exc})") from exc
             if data.ndim != 1:
                 raise InputError(f"{f}: expected a 1-d spectrum, got shape {data.shape}")
