@@ -52,7 +52,13 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise  # a dependency is missing: say which
+        raise AttributeError(f"photopop.{name} lives in {module}, which this installation lacks") from exc
+    value = getattr(mod, name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 
