@@ -121,9 +121,9 @@ def test_many_spectra_at_once_equal_one_by_one(rng):
         one = synth_photometry(WAVE * u.AA, flux[i] * FLAM_UNIT, "jpas")
         np.testing.assert_allclose(many.flux_nmgy[i], one.flux_nmgy, rtol=1e-12)
     assert many.mag_ab.shape == (7, 60) and many.coverage.shape == (7, 60)
-    table = many.to_table()
+    table = many.to_pandas()
     assert table.shape[0] == 7 and "mag_J0378" in table and "flux_nmgy_uJPAS" in table
-    long = many.to_table("long")
+    long = many.to_pandas("long")
     assert len(long) == 7 * 60 and {"spectrum", "band", "mag_ab", "coverage"} <= set(long.columns)
 
 

@@ -114,16 +114,19 @@ def save_config(cfg: Any, path: str | Path) -> None:
 def read_config_data(path: str | Path) -> dict[str, Any]:
     """The nested dict of a TOML or YAML config file; InputError naming the file if absent or unparsable."""
     path = Path(path)
-    try:
-        if path.suffix in {".yaml", ".yml"}:
-            import yaml
+    yaml_file = path.suffix in {".yaml", ".yml"}
+    if yaml_file:
+        import yaml
 
-            data = yaml.safe_load(path.read_text()) or {}
-        else:
-            data = tomllib.loads(path.read_text())
+        parse_errors: tuple[type[BaseException], ...] = (yaml.YAMLError,)
+    else:
+        parse_errors = (tomllib.TOMLDecodeError,)
+    try:
+        text = path.read_text()
+        data = (yaml.safe_load(text) or {}) if yaml_file else tomllib.loads(text)
     except FileNotFoundError as exc:
         raise InputError(f"{path}: config file not found") from exc
-    except Exception as exc:
+    except (OSError, UnicodeDecodeError) + parse_errors as exc:
         raise InputError(f"{path}: cannot parse config ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config file must hold a table of settings")

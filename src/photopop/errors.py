@@ -10,7 +10,11 @@ class PhotopopError(Exception):
 
 
 class InputError(PhotopopError, ValueError):
-    """Bad input data: wrong units, NaN, missing columns or bands, corrupt files, duplicates."""
+    """Bad input data: wrong units, NaN, missing columns or bands, corrupt files, duplicates.
+
+    The message names the problem (file, column, value); the CLI prints it as one line and exits 2.
+    A `ValueError`, so ``except ValueError`` callers keep working.
+    """
 
 
 class MismatchError(InputError):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
 from ..validate import arg, out_path, seed
+from .settings import DefaultHelp, add_set_option, parse_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -22,20 +25,22 @@ def register(subparsers: Any) -> None:
         "Stages are cached: a rerun reuses finished work.")
     p.add_argument("--out", type=arg(out_path, "--out"), default=Path("runs/demo"), metavar="DIR", help="output folder (default runs/demo)")
     p.add_argument("--config", type=Path, metavar="FILE", help="DemoConfig settings as TOML/YAML, merged onto the preset (e.g. a run's config.toml)")
-    p.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything")
+    p.add_argument("--seed", type=arg(seed, "--seed"),
+                   help=DefaultHelp("seed of everything (default {default})", "experiments.demo:DemoConfig", "seed"))
     p.add_argument("--tiny", action="store_true", help="test-sized run (under a minute); checks the pipeline only")
     p.add_argument("--no-images", action="store_true", help="skip the image method")
     p.add_argument("--no-uncertainty", action="store_true", help="skip the uncertainty study")
     p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
+    add_set_option(p, "DemoConfig")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.demo import headline, load_demo_config, run_demo
+    from ..experiments.demo import DemoConfig, headline, load_demo_config, run_demo
 
-    cfg = load_demo_config(args.config, tiny=args.tiny)
+    cfg = load_demo_config(args.config, tiny=args.tiny, overrides=parse_settings(args.settings, DemoConfig))
     if args.seed is not None:
         cfg.seed = int(args.seed)
     if args.no_images:
@@ -44,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
         cfg.run_uncertainty = False
     t0 = time.perf_counter()
 
-    def say(msg: str) -> None:
-        if not args.quiet:
-            print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+    def say(msg: str) -> None:  # --quiet raises the log level (cli.main.configure_logging)
+        log.info("[%7.1f s] %s", time.perf_counter() - t0, msg)
 
     result = run_demo(cfg, args.out, progress=say, overwrite=args.overwrite)
     heads = headline(result.metrics)

@@ -7,12 +7,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..io import dumps_json
+from ..config import deep_update
 from ..validate import arg, out_path, seed
+from .settings import DefaultHelp, add_set_option, parse_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -39,7 +44,9 @@ def register(subparsers: Any) -> None:
     lc.add_argument("--config", type=Path, metavar="FILE",
                     help="TOML/YAML with LiewCain2021Config settings; applied on top of the preset")
     lc.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
-    lc.add_argument("--seed", type=arg(seed, "--seed"), help="seed of everything (survey, folds, networks, bootstrap)")
+    lc.add_argument("--seed", type=arg(seed, "--seed"),
+                    help=DefaultHelp("seed of everything (survey, folds, networks, bootstrap; default {default})",
+                                     "experiments.liew_cain_2021:LiewCain2021Config", "seed"))
     lc.add_argument("--mismatch-ssp", type=Path, metavar="FOLDER",
                     help="MILES-format SSP folder (e.g. MIUSCAT) for the model-mismatch study")
     lc.add_argument("--device", help="torch device for the CNNs: auto, cpu, cuda, cuda:N")
@@ -50,6 +57,7 @@ def register(subparsers: Any) -> None:
     lc.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     lc.add_argument("--quiet", action="store_true", help="no progress output")
     lc.add_argument("--json", action="store_true", help="print metrics.json's headline numbers as JSON")
+    add_set_option(lc, "LiewCain2021Config")
     lc.set_defaults(func=run_liew_cain)
     try:
         from .reproduce_images import register_wu_boada
@@ -62,7 +70,7 @@ def register(subparsers: Any) -> None:
 
 def run_liew_cain(args: argparse.Namespace) -> int:
     """Command body of `photopop reproduce liew-cain-2021`."""
-    from ..experiments.liew_cain_2021 import load_liew_cain_config, run_liew_cain_2021
+    from ..experiments.liew_cain_2021 import LiewCain2021Config, load_liew_cain_config, run_liew_cain_2021
 
     preset = "quick" if args.quick else "tiny" if args.tiny else None
     overrides: dict[str, Any] = {}
@@ -72,9 +80,10 @@ def run_liew_cain(args: argparse.Namespace) -> int:
         overrides["mismatch"] = {"ssp_folder": str(args.mismatch_ssp)}
     if args.device:
         overrides["cv"] = {"train": {"device": args.device}}
+    if args.settings:  # --set on top of --config; the dedicated options above win
+        overrides = deep_update(parse_settings(args.settings, LiewCain2021Config), overrides)
     cfg = load_liew_cain_config(args.config, preset=preset, overrides=overrides)
-    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    res = run_liew_cain_2021(cfg, args.out, progress=say, force=tuple(args.force), report=not args.no_report,
+    res = run_liew_cain_2021(cfg, args.out, progress=log.info, force=tuple(args.force), report=not args.no_report,
                              overwrite=args.overwrite)
     m = res.metrics
     if args.json:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,11 @@ from ..errors import InputError
 from ..io import dumps_json, is_inside, resolved
 from ..outputs import check_output, check_output_path
 from ..validate import arg, out_path, positive_float, positive_int, seed
+from .settings import DefaultHelp, add_set_option, load_with_settings
+
+log = logging.getLogger(__name__)
+_CV = "experiments.sed_cv:SEDCVConfig"
+_REG = "training.fit:SEDRegressorConfig"
 
 TARGET_CHOICES = {"log_age": ("log_age",), "zh": ("zh",), "both": ("log_age", "zh")}
 
@@ -39,30 +44,39 @@ def register(subparsers: Any) -> None:
                         "train on 3, predict the 4th, for every fold and method; writes predictions.parquet, "
                         "metrics.json, per-fold models and learning curves. Finished folds are reused on rerun.")
     cv.add_argument("--table", required=True, type=Path, help="SED-table folder (e.g. from `photopop simulate ifu`) or file")
-    cv.add_argument("--split", default=None, help="A or B (default B, or the config file's)")
-    cv.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None, help="default both")
+    cv.add_argument("--split", default=None, help=DefaultHelp("A or B (default {default}, or the config file's)", _CV, "split"))
+    cv.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None,
+                    help=DefaultHelp("default: {default}", _CV, "targets"))
     cv.add_argument("--out", required=True, type=arg(out_path, "--out"), help="output folder")
     cv.add_argument("--config", type=Path, help="TOML/YAML with SEDCVConfig settings ([architecture], [train], ...)")
     cv.add_argument("--methods", nargs="+", metavar="M",
                     help="subset of cnn constant random random_forest template_fit template_grid floor "
                          "(default all but template_grid; floor needs a mock table)")
     cv.add_argument("--floor-library", type=arg(positive_int, "--floor-library"), metavar="N",
-                    help="spaxels in the information floor's prior library (default 100000; 1e6 for a tighter floor)")
-    cv.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N", help="cap on training epochs (paper: 5000)")
-    cv.add_argument("--patience", type=arg(positive_int, "--patience"), metavar="N", help="early-stopping patience (paper: 25)")
-    cv.add_argument("--seed", type=arg(seed, "--seed"), metavar="S", help="seed of folds, validation sets and networks")
+                    help=DefaultHelp("spaxels in the information floor's prior library (default {default}; 1e6 for a "
+                                     "tighter floor)", _CV, "floor.n_library"))
+    cv.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N",
+                    help=DefaultHelp("cap on training epochs (default {default}, the paper's)", _CV, "train.max_epochs"))
+    cv.add_argument("--patience", type=arg(positive_int, "--patience"), metavar="N",
+                    help=DefaultHelp("early-stopping patience (default {default}, the paper's)", _CV, "train.patience"))
+    cv.add_argument("--seed", type=arg(seed, "--seed"), metavar="S",
+                    help=DefaultHelp("seed of folds, validation sets and networks (default {default})", _CV, "seed"))
     cv.add_argument("--joint", action="store_true", help="one CNN with both outputs instead of one per target")
-    cv.add_argument("--input-kind", choices=("mag", "colour", "flux"), help="CNN inputs (default mag)")
+    cv.add_argument("--input-kind", choices=("mag", "colour", "flux"),
+                    help=DefaultHelp("CNN inputs (default {default})", _CV, "input_kind"))
     cv.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     cv.add_argument("--n-jobs", type=int, metavar="N", help="random-forest worker processes")
     cv.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     cv.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     cv.add_argument("--quiet", action="store_true", help="no progress output")
+    add_set_option(cv, "SEDCVConfig")
     cv.set_defaults(func=run_cv)
 
     tr = sub.add_parser("train", help="train one SED CNN on a whole table and save the model folder")
     tr.add_argument("--table", required=True, type=Path)
-    tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default="log_age")
+    tr.add_argument("--target", choices=sorted(TARGET_CHOICES), default=None,
+                    help=DefaultHelp("default: the config file's, else {default} (with --estimator posterior: "
+                                     "SEDPosteriorConfig.targets)", _REG, "targets"))
     tr.add_argument("--out", required=True, type=arg(out_path, "--out"), help="model folder to write")
     tr.add_argument("--estimator", choices=("cnn", "posterior"), default="cnn",
                     help="cnn: point predictions (the paper); posterior: a conditional normalising flow giving "
@@ -70,13 +84,15 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--context-columns", nargs="+", metavar="COL",
                     help="posterior only: extra per-row context columns, e.g. redshift")
     tr.add_argument("--config", type=Path, help="TOML/YAML with SEDRegressorConfig (or SEDPosteriorConfig) settings")
-    tr.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"))
-    tr.add_argument("--seed", type=arg(seed, "--seed"))
+    tr.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"),
+                    help=DefaultHelp("cap on training epochs (default {default})", _REG, "train.max_epochs"))
+    tr.add_argument("--seed", type=arg(seed, "--seed"), help=DefaultHelp("default {default}", _REG, "train.seed"))
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
     tr.add_argument("--device")
     tr.add_argument("--checkpoint", type=Path, help="checkpoint file (resumes if it exists)")
     tr.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     tr.add_argument("--quiet", action="store_true")
+    add_set_option(tr, "SEDRegressorConfig (SEDPosteriorConfig with --estimator posterior)")
     tr.set_defaults(func=run_train)
 
     pr = sub.add_parser("predict", help="apply a saved model to one table (the path of `photopop predict`, "
@@ -150,13 +166,14 @@ def _replace(cfg: Any, **changes: Any) -> Any:
 
 
 def _say(quiet: bool):
-    return None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    """Progress messages through the `photopop.cli.sed` logger (--quiet: none are made)."""
+    return None if quiet else log.info
 
 
 def run_cv(args: argparse.Namespace) -> int:
     from ..experiments.sed_cv import SEDCVConfig, run_sed_cv
 
-    cfg = load_config(SEDCVConfig, args.config) if args.config else SEDCVConfig()
+    cfg = load_with_settings(SEDCVConfig, args.config, args.settings)
     cfg = _replace(cfg, split=args.split, seed=args.seed, input_kind=args.input_kind,
                    targets=TARGET_CHOICES[args.target] if args.target else None,
                    methods=tuple(args.methods) if args.methods else None,
@@ -200,8 +217,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _train_posterior(args)
     if args.context_columns:
         raise InputError("--context-columns applies to --estimator posterior")
-    cfg = load_config(SEDRegressorConfig, args.config) if args.config else SEDRegressorConfig()
-    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme)
+    cfg = load_with_settings(SEDRegressorConfig, args.config, args.settings)
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target] if args.target else None, val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     _check_train_outputs(args, "sed-model")
     table = load_table(args.table)
@@ -228,8 +245,8 @@ def _train_posterior(args: argparse.Namespace) -> int:
     from ..experiments.sed_cv import load_table
     from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
 
-    cfg = load_config(SEDPosteriorConfig, args.config) if args.config else SEDPosteriorConfig()
-    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], val_scheme=args.val_scheme,
+    cfg = load_with_settings(SEDPosteriorConfig, args.config, args.settings)
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target] if args.target else None, val_scheme=args.val_scheme,
                    extra_columns=tuple(args.context_columns) if args.context_columns else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     _check_train_outputs(args, "sed-posterior")

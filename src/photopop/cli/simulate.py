@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from ..validate import arg, finite_float, out_path, positive_int, seed
 from pathlib import Path
 from typing import Any
+
+from ..validate import arg, finite_float, out_path, positive_int, seed
+from .settings import DefaultHelp, add_set_option, load_with_settings
+
+_IFU = "simulate.ifu:IFUSurveyConfig"
 
 
 def register(subparsers: Any) -> None:
@@ -26,8 +30,10 @@ def register(subparsers: Any) -> None:
         description="Simulate the mock IFU survey of docs/mock-ifu.md (default: 190 galaxies, ~20,000 spaxels, "
                     "the 37 J-PAS bands of jpas-califa) and write an SED-table folder: spaxels.parquet, "
                     "galaxies.parquet, meta.json, config.toml.")
-    ifu.add_argument("--galaxies", type=arg(positive_int, "--galaxies"), default=None, metavar="N", help="number of galaxies (default 190)")
-    ifu.add_argument("--seed", type=arg(seed, "--seed"), default=None, metavar="S", help="random seed (default 0)")
+    ifu.add_argument("--galaxies", type=arg(positive_int, "--galaxies"), default=None, metavar="N",
+                     help=DefaultHelp("number of galaxies (default {default})", _IFU, "sample.n_galaxies"))
+    ifu.add_argument("--seed", type=arg(seed, "--seed"), default=None, metavar="S",
+                     help=DefaultHelp("random seed (default {default})", _IFU, "seed"))
     ifu.add_argument("--out", type=arg(out_path, "--out"), required=True, metavar="DIR", help="output folder (written atomically; see --overwrite)")
     ifu.add_argument("--config", type=Path, default=None, metavar="FILE",
                      help="IFUSurveyConfig as TOML/YAML (e.g. a run's config.toml); options given here override it")
@@ -38,10 +44,12 @@ def register(subparsers: Any) -> None:
     ifu.add_argument("--snr", type=float, default=None, metavar="X",
                      help="multiply the photometric S/N of the J-PAS depth model by X ('inf' = no photometric noise)")
     ifu.add_argument("--label-noise", type=arg(finite_float, "--label-noise", minimum=0.0), default=None, metavar="DEX",
-                     help="1-sigma noise of the log_age and zh labels (default 0.05; 0 = exact)")
+                     help=DefaultHelp("1-sigma noise of the log_age and zh labels (default {default}; 0 = exact)",
+                                      _IFU, "noise.label_noise_age"))
     ifu.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     ifu.add_argument("--figures", action="store_true",
                      help="also write figures/ (one spaxel's spectrum with its J-PAS SED; age and [Z/H] maps)")
+    add_set_option(ifu, "IFUSurveyConfig")
     ifu.set_defaults(func=run_ifu)
     try:
         from .images import register_simulate_images
@@ -53,11 +61,10 @@ def register(subparsers: Any) -> None:
 
 
 def ifu_config_from_args(args: argparse.Namespace) -> Any:
-    """The IFUSurveyConfig given by --config and the command-line overrides."""
-    from ..config import load_config
+    """The IFUSurveyConfig given by --config, --set and the command-line overrides (in that order)."""
     from ..simulate.ifu import IFUSurveyConfig
 
-    cfg = load_config(IFUSurveyConfig, args.config) if args.config else IFUSurveyConfig()
+    cfg = load_with_settings(IFUSurveyConfig, args.config, getattr(args, "settings", ()))
     if args.seed is not None:
         cfg.seed = int(args.seed)
     if args.galaxies is not None:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io import write_table_atomic
+from ..io import open_fits, write_table_atomic
 from .image_set import IMAGE_BANDS, ImageSet, ImageSetWriter
 
-log = logging.getLogger("photopop.cutouts")
+log = logging.getLogger(__name__)
 
 RGB_SUFFIXES = (".jpg", ".jpeg", ".png")
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz")
@@ -56,19 +56,15 @@ def read_cutout(path: str | os.PathLike) -> tuple[str, np.ndarray]:
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
         return "rgb", arr
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and np.ndim(h.data) == 3), None)
-            if hdu is None:
-                raise InputError(f"{path}: no 3-d (band, y, x) image HDU")
+    with open_fits(path, "as a FITS cutout") as hdul:  # corrupt, truncated or bad-checksum files -> InputError
+        hdu = next((h for h in hdul if h.data is not None and np.ndim(h.data) == 3), None)
+        if hdu is None:
+            raise InputError(f"{path}: no 3-d (band, y, x) image HDU")
+        try:
             data = np.asarray(hdu.data, dtype=np.float32)
-            bands = [b.strip() for b in str(hdu.header.get("BANDS", "g,r,i")).split(",")]
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read FITS cutout ({type(exc).__name__}: {exc})") from exc
+        except (TypeError, ValueError) as exc:  # e.g. a table HDU's records
+            raise InputError(f"{path}: FITS cutout data are not numbers ({exc})") from exc
+        bands = [b.strip() for b in str(hdu.header.get("BANDS", "g,r,i")).split(",")]
     if data.shape[0] != len(bands) or not set(IMAGE_BANDS) <= set(bands):
         raise InputError(f"{path}: FITS cube must hold bands {list(IMAGE_BANDS)} (BANDS={bands}, shape {data.shape})")
     data = np.ascontiguousarray(data[[bands.index(b) for b in IMAGE_BANDS], ::-1, :])  # FITS row 0 is the bottom

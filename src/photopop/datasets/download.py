@@ -66,6 +66,14 @@ def cutout_url(ra: float, dec: float, cfg: DownloadConfig | None = None) -> str:
     return f"{cfg.base_url}{sep}{urllib.parse.urlencode(params)}"
 
 
+def image_errors() -> tuple[type[BaseException], ...]:
+    """What PIL raises for a file that is not a complete image: OSError (unidentified or truncated; also
+    unreadable), SyntaxError / ValueError / EOFError (broken chunks in some decoders), a decompression bomb."""
+    from PIL import Image
+
+    return (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
 def is_valid_image(path: str | os.PathLike) -> bool:
     """True if the file fully decodes as an image (PIL)."""
     from PIL import Image
@@ -74,7 +82,7 @@ def is_valid_image(path: str | os.PathLike) -> bool:
         with Image.open(path) as im:
             im.load()
         return True
-    except Exception:
+    except image_errors():
         return False
 
 
@@ -97,7 +105,7 @@ def _fetch(url: str, timeout: float) -> bytes:
     try:
         with Image.open(io.BytesIO(body)) as im:
             im.load()
-    except Exception as exc:
+    except image_errors() as exc:
         raise _Transient(f"response is not a decodable image ({len(body)} bytes: {exc})") from exc
     return body
 
@@ -200,7 +208,7 @@ def _download_cutouts(catalog: pd.DataFrame, out_dir: Path, cfg: DownloadConfig,
             oid, url = futures[fut]
             try:
                 status, err = fut.result()
-            except Exception as exc:  # unexpected: record, never lose it
+            except OSError as exc:  # writing the image (or reading an old one) failed: record, never lose it
                 status, err = "failed", f"{type(exc).__name__}: {exc}"
             if status == "ok":
                 n_ok += 1

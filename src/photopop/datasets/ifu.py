@@ -91,7 +91,7 @@ def _sky_matrix(header: Any, pixel_scale_arcsec: float | None, path: Path) -> np
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             wcs = WCS(header).celestial
-        except Exception as exc:
+        except (ValueError, KeyError) as exc:  # astropy.wcs.WcsError and its kinds are ValueErrors
             raise InputError(f"{path}: cannot read the celestial WCS ({exc}); pass pixel_scale_arcsec") from exc
     if wcs.naxis != 2 or not wcs.has_celestial:
         raise InputError(f"{path}: no celestial WCS in the header; pass pixel_scale_arcsec")

@@ -271,6 +271,29 @@ def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequ
     `kind`, `bands`, `filter_system` override what ``meta.json`` says (e.g. to read a subset of bands);
     `mag_range` (lo, hi) overrides its ``mag_range``, the accepted magnitudes (default -10 .. 40 AB):
     models trained on the table record it and mask values outside it when they predict.
+
+    Parameters
+    ----------
+    path : str or path
+        An SED-table folder or a CSV/Parquet/FITS file of spaxel rows.
+    kind : {'mock-ifu', 'ifu-cube', 'user'}, optional
+        The table kind (sets the required columns); default from meta.json, else 'user'.
+    bands : sequence of str, optional
+        The bands to read, in order (default: all of the table's).
+    filter_system : str, optional
+        The filter system the magnitudes are in (default: meta.json's).
+    mag_range : (float, float), optional
+        Accepted AB magnitudes (default meta.json's, else -10 .. 40).
+
+    Returns
+    -------
+    SEDTable
+        The validated spaxel table, galaxy table (or None) and metadata.
+
+    Raises
+    ------
+    InputError
+        A missing file or column, a corrupt file, magnitudes outside `mag_range`, non-positive errors.
     """
     path = Path(path)
     if not path.exists():

@@ -134,6 +134,28 @@ def scores(truth: Any, pred: Any, outlier_k: float = 3.0, outlier_sigma: float |
     Returns n, rmse, nmad, robust_sigma, bias (median), mean_bias, outlier_fraction, outlier_k and
     n_nan_excluded (rows where truth or pred is NaN/inf, dropped before everything else).
     Raises InputError if no row has both values finite.
+
+    Parameters
+    ----------
+    truth, pred : array_like
+        The same number of values (residuals are ``pred - truth``); astropy columns work too.
+    outlier_k : float
+        Outliers are residuals beyond `outlier_k` times `outlier_sigma` from zero.
+    outlier_sigma : float, optional
+        The scale for outliers (default: the residuals' NMAD).
+
+    Returns
+    -------
+    dict
+        The figures above (floats, and ints for the counts).
+
+    Examples
+    --------
+    >>> s = scores([9.0, 9.5, 10.0, 8.8], [9.1, 9.4, 10.0, 8.8])
+    >>> s["n"], round(s["rmse"], 6), round(s["bias"], 6), s["n_nan_excluded"]
+    (4, 0.070711, 0.0, 0)
+    >>> scores([1.0, float("nan")], [1.2, 2.0])["n_nan_excluded"]
+    1
     """
     t, p, ok = _pairs(truth, pred)
     n = int(ok.sum())

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import __version__
-from ..config import config_hash, layered_config, read_config_data, save_config, to_dict
+from ..config import config_hash, deep_update, layered_config, read_config_data, save_config, to_dict
 from ..errors import InputError
 from ..io import write_json_atomic
 from ..datasets.sed_table import read_sed_table
@@ -224,10 +224,14 @@ def _stage_posterior(pcfg: PosteriorStudyConfig,
     return run
 
 
-def load_demo_config(path: str | Path | None = None, tiny: bool = False) -> DemoConfig:
+def load_demo_config(path: str | Path | None = None, tiny: bool = False,
+                     overrides: Mapping[str, Any] | None = None) -> DemoConfig:
     """The demo preset ('tiny' if asked, else the file's ``preset`` key, else 'default') with a
-    TOML/YAML file's settings merged on top; unknown keys raise InputError."""
+    TOML/YAML file's settings merged on top, then `overrides` (a nested dict, e.g. from ``--set``);
+    unknown keys raise InputError."""
     data = read_config_data(path) if path is not None else {}
+    if overrides:
+        data = deep_update(data, dict(overrides))
     return layered_config(DemoConfig, demo_preset, data, "tiny" if tiny else None, default="default")
 
 

@@ -49,6 +49,28 @@ def predict_catalog(model: Any, inputs: str | Path | Iterable[str | Path], out_d
     id columns of every input are checked before anything is written. With `id_columns`, ids must
     be unique over all inputs (checked per chunk and in a final memory-bounded pass). With a Dask
     `client`, chunks run on its workers (the model is loaded once per worker); the client is not closed.
+
+    Parameters
+    ----------
+    model : str, path or predictor
+        A model folder or a loaded model / predictor.
+    inputs : path or iterable of paths
+        Catalogues (Parquet files or dataset folders, FITS tables, CSV) or image cubes.
+    out_dir : str or path
+        The output dataset folder (resumed when it holds a run with the same fingerprint).
+    chunk_rows : int
+        Rows per part file.
+    id_columns : sequence of str, optional
+        Columns copied into the output beside the predictions (unique over all inputs).
+    on_nan : str
+        What rows with NaN magnitudes give (see ``ON_NAN``).
+    overwrite : bool
+        Replace an output folder photopop wrote with other settings.
+
+    Returns
+    -------
+    PredictReport
+        Rows and parts written or reused, the output folder and timings.
     """
     t0 = time.perf_counter()
     batch_size = positive_int(batch_size, "batch_size")

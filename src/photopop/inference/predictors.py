@@ -127,6 +127,23 @@ def load_model(path: str | Path, device: str = "auto", batch_size: int = 4096, *
 
     Raises InputError for a missing/corrupt folder, an image model (those predict from cutouts, not
     from magnitudes) or a kind nobody registered.
+
+    Parameters
+    ----------
+    path : str or path
+        A model folder (single SED model, ensemble or posterior).
+    device : str
+        Torch device: 'auto', 'cpu', 'cuda', 'cuda:N'.
+    batch_size : int
+        Rows per forward pass.
+    num_threads : int, optional
+        Cap on torch's CPU threads per call.
+
+    Returns
+    -------
+    Predictor
+        An object with ``bands``, ``filter_system``, ``targets`` and ``predict_frame(df)`` (a DataFrame
+        with ``mag_<band>`` columns -> one column per output).
     """
     path = Path(path)
     if not path.is_dir():

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from .. import __version__
+from ..datasets.frames import as_frame
 from ..errors import InputError
 from ..io import dumps_json
 from ..outputs import replace_output
@@ -92,7 +93,7 @@ class SEDEnsemble(SigmaScaled):
                 batch_size: int = 4096, device: str | torch.device = "cpu",
                 num_threads: int | None = None) -> pd.DataFrame:
         """``<target>`` and ``<target>_sigma`` columns for an SEDTable, DataFrame or array (bands checked)."""
-        mags, given, system, index = extract_magnitudes(data, bands, filter_system)
+        mags, given, system, index = extract_magnitudes(as_frame(data), bands, filter_system)
         order = check_bands(self.bands, given, self.filter_system, system)
         mu, sigma = self.predict_with_sigma(mags[:, order], batch_size=batch_size, device=device,
                                             num_threads=num_threads)

@@ -34,6 +34,7 @@ import torch
 
 from .. import __version__
 from ..config import from_dict, to_dict
+from ..datasets.frames import as_frame
 from ..errors import InputError, MismatchError
 from ..io import dumps_json, read_json, torch_save
 from ..outputs import replace_output
@@ -268,7 +269,7 @@ class SavedSEDModel(SigmaScaled):
         raise MismatchError. Returns a DataFrame with one column per target (index kept), and
         ``<target>_sigma`` columns for heteroscedastic models.
         """
-        mags, given, system, index = extract_magnitudes(data, bands, filter_system)
+        mags, given, system, index = extract_magnitudes(as_frame(data), bands, filter_system)
         order = check_bands(self.bands, given, self.filter_system, system)
         mu, sigma = self.predict_with_sigma(mags[:, order], batch_size=batch_size, device=device,
                                             num_threads=num_threads)

@@ -80,7 +80,7 @@ def photometry_catalogue(spectra: Sequence[Any], system: FilterSystem | str, *, 
         res = synth_photometry(first.wavelength, flux * first.flux.unit, system, ivar=ivar, mask=mask,
                                redshift=redshift, coverage_tolerance=coverage_tolerance,
                                max_interpolated=max_interpolated, source=where)
-        tab = res.to_table()
+        tab = res.to_pandas()
         for b in res.bands:  # always present, NaN without errors
             for col in (f"magerr_{b}", f"flux_err_nmgy_{b}"):
                 if col not in tab:

@@ -101,6 +101,13 @@ class FilterSystem:
     """An ordered set of band curves (sorted by pivot wavelength) with a name.
 
     Band names are unique. `select` returns a new system; nothing is mutated.
+
+    Parameters
+    ----------
+    name : str
+        The system's name (as model folders and catalogue metadata record it).
+    curves : tuple of FilterCurve
+        The band curves, in any order (sorted by pivot on construction).
     """
 
     name: str
@@ -326,6 +333,23 @@ def load_filter_system(spec: "str | os.PathLike | FilterSystem", *, unit: str | 
     ``'svo:<ID>[,<ID>...]'`` (or a bare SVO id containing '/'), a file holding one curve, or a folder
     whose ``*.dat``/``*.txt``/``*.xml``/``*.vot`` files are the bands. `unit` is the wavelength unit
     of ASCII files. A `FilterSystem` is returned unchanged.
+
+    Parameters
+    ----------
+    spec : str, path or FilterSystem
+        A system name, ``milespy:``/``svo:`` spec, a curve file or a folder of curve files.
+    unit : str or astropy unit, optional
+        Wavelength unit of ASCII curve files that do not state it.
+
+    Returns
+    -------
+    FilterSystem
+        The bands ordered by pivot wavelength (named systems are cached).
+
+    Raises
+    ------
+    InputError
+        An unknown name, an unreadable or implausible curve, or an SVO id that cannot be fetched.
     """
     if isinstance(spec, FilterSystem):
         return spec

@@ -50,12 +50,40 @@ class PhotometryResult:
         """Number of spectra (1 for 1-D input)."""
         return 1 if self.mag_ab.ndim == 1 else self.mag_ab.shape[0]
 
-    def to_table(self, layout: str = "wide") -> pd.DataFrame:
-        """A DataFrame. ``wide``: one row per spectrum with ``mag_<band>``, ``magerr_<band>``,
-        ``flux_nmgy_<band>``, ``flux_err_nmgy_<band>``, ``coverage_<band>``, ``uncovered_<band>``,
-        ``interpolated_<band>``. ``long``: one row per (spectrum, band) with spectrum, band, pivot_aa,
-        mag_ab, mag_err, flux_nmgy, flux_err_nmgy, flux_jy, coverage, uncovered_fraction,
-        interpolated_fraction."""
+    def to_table(self, layout: str = "wide") -> Any:
+        """The photometry as an astropy `QTable` whose columns carry their units.
+
+        Parameters
+        ----------
+        layout
+            ``"wide"`` (one row per spectrum) or ``"long"`` (one row per spectrum and band); the columns
+            are those of `to_pandas`.
+
+        Returns
+        -------
+        astropy.table.QTable
+            Magnitudes in ``u.ABmag``, magnitude errors in ``u.mag``, ``flux_nmgy*`` in ``u.nanomaggy``
+            (convert to Jy with ``equivalencies=u.zero_point_flux(3631 * u.Jy)``), ``flux_jy`` in
+            ``u.Jy``, ``pivot_aa`` in Angstrom; coverage flags and shares without unit. ``meta`` holds
+            ``filter_system``, ``bands`` and ``redshift``.
+        """
+        from astropy.table import QTable
+
+        frame = self.to_pandas(layout)
+        table = QTable(meta={"filter_system": self.filter_system, "bands": list(self.bands),
+                             "redshift": float(self.redshift)})
+        for name in frame.columns:
+            unit = _unit_of(str(name))
+            values = frame[name].to_numpy()
+            table[name] = values if unit is None else values * unit
+        return table
+
+    def to_pandas(self, layout: str = "wide") -> pd.DataFrame:
+        """A DataFrame (plain numbers: AB magnitudes, nanomaggies, Jy). ``wide``: one row per spectrum
+        with ``mag_<band>``, ``magerr_<band>``, ``flux_nmgy_<band>``, ``flux_err_nmgy_<band>``,
+        ``coverage_<band>``, ``uncovered_<band>``, ``interpolated_<band>``. ``long``: one row per
+        (spectrum, band) with spectrum, band, pivot_aa, mag_ab, mag_err, flux_nmgy, flux_err_nmgy,
+        flux_jy, coverage, uncovered_fraction, interpolated_fraction."""
         two = lambda a: None if a is None else np.atleast_2d(a)  # noqa: E731
         mag, err, nm, nm_err = two(self.mag_ab), two(self.mag_err), two(self.flux_nmgy), two(self.flux_err_nmgy)
         cov, unc, jy = two(self.coverage), two(self.uncovered_fraction), two(self.flux_jy)
@@ -90,3 +118,20 @@ class PhotometryResult:
                 "interpolated_fraction": itp.ravel(),
             })
         raise InputError(f"layout must be 'wide' or 'long', not {layout!r}")
+
+
+#: units of the long layout's columns; wide columns go by prefix (see `_unit_of`)
+_LONG_UNITS = {"pivot_aa": "AA", "mag_ab": "ABmag", "mag_err": "mag", "flux_nmgy": "nanomaggy",
+               "flux_err_nmgy": "nanomaggy", "flux_jy": "Jy"}
+_WIDE_UNITS = (("magerr_", "mag"), ("mag_", "ABmag"), ("flux_err_nmgy_", "nanomaggy"),
+               ("flux_nmgy_", "nanomaggy"))
+
+
+def _unit_of(column: str) -> Any:
+    """The astropy unit of a `to_pandas` column, or None for flags, shares and identifiers."""
+    import astropy.units as u
+
+    name = _LONG_UNITS.get(column)
+    if name is None:
+        name = next((unit for prefix, unit in _WIDE_UNITS if column.startswith(prefix)), None)
+    return None if name is None else getattr(u, name)

@@ -283,6 +283,35 @@ def synth_photometry(wavelength: Any, flux: Any, system: FilterSystem | str, *, 
 
     Spectra are processed in chunks of `chunk_size` rows (bounded memory), each chunk with one
     matrix product.
+
+    Parameters
+    ----------
+    wavelength : Quantity or array_like
+        (n_wave,) wavelengths, strictly increasing.
+    flux : Quantity or array_like
+        (n_wave,) or (n_spectra, n_wave) flux densities (f_lambda, f_nu or photon flux density).
+    system : FilterSystem or str
+        The bands (anything `load_filter_system` takes).
+    flux_unit, wave_unit : astropy unit or str, optional
+        Units of plain-number `flux` / `wavelength`.
+    redshift : float
+        Observe a rest-frame input at this redshift (0: the input is observed).
+    flux_err, ivar : array_like, optional
+        Per-pixel 1-sigma errors or inverse variances (one of them), same shape as `flux`.
+    mask : array_like of bool, optional
+        True for bad pixels.
+    coverage_tolerance, max_interpolated : float
+        Largest uncovered / interpolated share of a band's AB weight before it is NaN ('none').
+    chunk_size : int
+        Spectra per matrix product.
+    source : str, optional
+        A file name prefixed to error messages.
+
+    Returns
+    -------
+    PhotometryResult
+        AB magnitudes, fluxes (maggies, nanomaggies, Jy), errors and coverage flags per band
+        (1-D for one spectrum, (n_spectra, n_bands) for many); `PhotometryResult.to_table` gives a QTable.
     """
     system = load_filter_system(system)
     wave_rest = _wavelength_aa(wavelength, wave_unit)

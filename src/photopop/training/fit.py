@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import __version__
 from ..config import from_dict, to_dict
+from ..datasets.frames import as_frame
 from ..errors import InputError
 from ..io import dumps_json
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
@@ -502,7 +503,30 @@ class SEDRegressor:
         by `galaxy_ids` (default: the table's galaxy_id column). Normalisation is fitted on the
         remaining (fitting) rows only. `magerr` (n, n_bands) gives the magnitude errors for
         ``train.noise_augment`` when `data` is an array (tables give their magerr_<band> columns).
+
+        Parameters
+        ----------
+        data : SEDTable, DataFrame, astropy Table/QTable or array
+            Training rows: ``mag_<band>`` columns (AB) and the target columns, or an (n, n_bands) array.
+        y : array_like, optional
+            (n, n_targets) targets when `data` is an array.
+        bands, filter_system : optional
+            Band names of an array's columns and their filter system (tables give their own).
+        galaxy_ids : array_like, optional
+            Groups for the validation split (default: the table's ``galaxy_id``).
+        val_idx : array_like of int, optional
+            Validation rows (default: carved by ``val_scheme``).
+        checkpoint_path : str or path, optional
+            Atomic checkpoints; an existing one of the same settings and data is resumed exactly.
+        quiet : bool
+            No progress bar.
+
+        Returns
+        -------
+        SEDRegressor
+            `self`, fitted: ``model_`` (the network with its normalisation) and ``result_`` (history).
         """
+        data = as_frame(data, "training table")  # astropy Table/QTable -> DataFrame
         cfg = self.config
         check_kind(cfg.input_kind)
         if cfg.nan_policy not in ("refuse", "mask"):
@@ -590,8 +614,21 @@ class SEDRegressor:
         return self.model_
 
     def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
-        """One column per target; see `SavedSEDModel.predict` for band and filter-system checks."""
-        return self._fitted().predict(data, **kw)
+        """One column per target; see `SavedSEDModel.predict` for band and filter-system checks.
+
+        Parameters
+        ----------
+        data : SEDTable, DataFrame, astropy Table/QTable or array
+            Rows with the model's ``mag_<band>`` columns (other columns are ignored).
+        **kw
+            ``bands``, ``filter_system`` (for arrays), ``batch_size``, ``device``, ``num_threads``.
+
+        Returns
+        -------
+        DataFrame
+            One column per target (and ``<target>_sigma`` for Gaussian-NLL models), the input's index.
+        """
+        return self._fitted().predict(as_frame(data), **kw)
 
     @property
     def history_(self) -> pd.DataFrame | None:
