@@ -247,10 +247,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
     from ..experiments.sed_cv import load_table
     from ..io import write_table_atomic
-    from ..models.saved import load_sed_model
+    from ..models.registry import open_model
 
     check_output_path(args.out, [args.model, args.table], what="output table", folder=False)
-    model = load_sed_model(args.model)
+    model = open_model(args.model)
     table = load_table(args.table)
     pred = model.predict(table, batch_size=args.batch_size, num_threads=args.threads)
     ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]

@@ -106,9 +106,9 @@ class SEDPredictor:
 
 def load_sed_predictor(path: str | Path, device: str = "auto", batch_size: int = 4096) -> SEDPredictor:
     """Load a SED-CNN model folder (`SavedSEDModel`) or a deep ensemble (`SEDEnsemble`) as a predictor."""
-    from ..models.saved import load_sed_model
+    from ..models.registry import open_model
 
-    return SEDPredictor(load_sed_model(path), device=device, batch_size=batch_size, path=path)
+    return SEDPredictor(open_model(path), device=device, batch_size=batch_size, path=path)
 
 
 def register_model_kind(kind: str, loader: str | Callable[..., Any]) -> None:
