@@ -32,10 +32,10 @@ import torch
 
 from ..config import from_dict, to_dict
 from ..errors import InputError
-from .normalise import Standardiser, make_features
-from .posterior import PosteriorNet, PosteriorNetConfig
 from .folder import load_weights, read_model_folder, write_model_folder
 from .meta import POSTERIOR_KIND, ModelMeta
+from .normalise import Standardiser, make_features
+from .posterior import PosteriorNet, PosteriorNetConfig
 from .sed_base import SigmaScaled, check_bands, check_finite, extract_magnitudes
 
 #: central-interval quantiles written per target: suffix -> probability
