@@ -158,7 +158,7 @@ def _copy_model(name: str) -> Callable[[Path, pytest.MonkeyPatch], None]:
 
 
 def _full_disk_on_model_save(tmp: Path, mp: pytest.MonkeyPatch) -> None:
-    import photopop.models.saved as saved
+    import photopop.models.folder as saved
 
     def no_space(obj: Any, path: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))

@@ -6,7 +6,7 @@ import pytest
 
 from photopop.errors import InputError, MismatchError
 from photopop.models.ensemble import SEDEnsemble
-from photopop.models.saved import load_sed_model
+from photopop.models.registry import open_model
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
 
@@ -59,7 +59,7 @@ def test_combination_formula_and_folder(tmp_path):
     np.testing.assert_allclose(pred["zh_sigma"], 0.5 * manual[:, 1])
     ens.save(tmp_path / "ens")
     assert (tmp_path / "ens" / "members" / "2" / "model.pt").exists()
-    back = load_sed_model(tmp_path / "ens")
+    back = open_model(tmp_path / "ens")
     assert isinstance(back, SEDEnsemble) and back.meta["n_members"] == 3
     np.testing.assert_allclose(back.predict(df)["zh_sigma"], pred["zh_sigma"], rtol=1e-6)
     with pytest.raises(MismatchError):
@@ -83,7 +83,7 @@ def test_mse_members_epistemic_only_and_checks(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "meta.json").write_text('{"kind": "sed-ensemble", "n_members": 2}')
     with pytest.raises(InputError, match="missing"):
-        load_sed_model(tmp_path / "bad")
+        open_model(tmp_path / "bad")
 
 
 def test_ensemble_streams_through_photopop_predict(tmp_path):

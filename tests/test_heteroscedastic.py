@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from photopop.errors import InputError
-from photopop.models.saved import SavedSEDModel, load_sed_model
+from photopop.models.registry import open_model
+from photopop.models.saved import SavedSEDModel
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig, feature_noise
 
@@ -55,7 +56,7 @@ def test_sigma_tracks_known_noise(hetero):
 def test_save_load_and_sigma_scale(hetero, tmp_path):
     reg, x, _, _ = hetero
     reg.save(tmp_path / "m")
-    m = load_sed_model(tmp_path / "m")
+    m = open_model(tmp_path / "m")
     assert isinstance(m, SavedSEDModel) and m.heteroscedastic
     mu0, s0 = reg.model_.predict_with_sigma(x[:50])
     mu1, s1 = m.predict_with_sigma(x[:50])

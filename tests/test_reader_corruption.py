@@ -214,7 +214,7 @@ def test_ifu_cubes(tmp_path_factory, how):
         pd.testing.assert_frame_equal(got, clean)
 
 
-# -- model folders (models.saved.load_sed_model, inference.load_model) -------------------------------------
+# -- model folders (models.registry.open_model, inference.load_model) -------------------------------------
 MODEL_FILES = ["model.pt", "normalisation.json", "meta.json", "config.toml", "SHA256SUMS"]
 
 
@@ -223,7 +223,8 @@ MODEL_FILES = ["model.pt", "normalisation.json", "meta.json", "config.toml", "SH
 def test_model_folders(tmp_path_factory, name, how):
     from photopop.inference import load_model
     from photopop.models.normalise import Standardiser
-    from photopop.models.saved import SavedSEDModel, load_sed_model
+    from photopop.models.registry import open_model
+    from photopop.models.saved import SavedSEDModel
     from photopop.models.sed_cnn import SEDCNN, SEDCNNConfig
 
     root = tmp_path_factory.getbasetemp() / "models"
@@ -236,7 +237,7 @@ def test_model_folders(tmp_path_factory, name, how):
         SavedSEDModel(net, Standardiser.fit(x, bands), Standardiser(["zh"], np.array([0.0]), np.array([0.3])),
                       {"bands": bands, "filter_system": None, "targets": ["zh"], "input_kind": "mag"}).save(src)
     mags = pd.DataFrame(np.random.default_rng(1).normal(20, 1, (5, 3)), columns=[f"mag_{b}" for b in bands])
-    clean = load_sed_model(src).predict(mags)
+    clean = open_model(src).predict(mags)
     bad = root / "bad"
     if bad.exists():
         for f in bad.iterdir():
@@ -244,7 +245,7 @@ def test_model_folders(tmp_path_factory, name, how):
     bad.mkdir(exist_ok=True)
     for f in src.iterdir():
         (bad / f.name).write_bytes(f.read_bytes())
-    for loader in (lambda p: load_sed_model(p).predict(mags),
+    for loader in (lambda p: open_model(p).predict(mags),
                    lambda p: load_model(p, device="cpu").predict_frame(mags)):
         got, err = outcome(loader, bad / name, (src / name).read_bytes(), how)
         if err is None:

@@ -14,7 +14,7 @@ from photopop.experiments.robustness import (FinetuneConfig, RobustnessConfig, d
                                              run_finetune_study, run_robustness_study)
 from photopop.experiments.uncertainty import UncertaintyConfig, run_uncertainty_study, split_for_calibration
 from photopop.models.ensemble import SEDEnsemble
-from photopop.models.saved import load_sed_model
+from photopop.models.registry import open_model
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.training.fit import TrainConfig
 
@@ -63,7 +63,7 @@ def test_uncertainty_study_and_cli(tmp_path):
     np.testing.assert_allclose(test.zh_sigma, test.zh_sigma_raw * c["sigma_scale"])
     cov = np.mean(np.abs(test.zh - test.zh_true) <= test.zh_sigma)
     assert cov == pytest.approx(c["coverage_68"])
-    ens = load_sed_model(tmp_path / "u" / "model")
+    ens = open_model(tmp_path / "u" / "model")
     assert isinstance(ens, SEDEnsemble) and ens.meta["sigma_scale"]["zh"] == pytest.approx(c["sigma_scale"])
     for f in ("pit.png", "coverage.png", "sigma_vs_error.png"):
         assert (tmp_path / "u" / "figures" / f).stat().st_size > 1000

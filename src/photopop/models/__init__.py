@@ -1,4 +1,4 @@
-"""photopop.models: the SED CNN, saved model folders, baselines and the chi-square template fit.
+"""photopop.models: the SED CNN, model folders (`ModelMeta`, `open_model`), baselines and the chi-square template fit.
 
 Names are imported lazily so that `import photopop.models.baselines` does not pull in torch.
 """
@@ -10,7 +10,9 @@ from typing import Any
 
 _EXPORTS = {
     "SEDCNN": "sed_cnn", "SEDCNNConfig": "sed_cnn",
-    "SavedSEDModel": "saved",
+    "SavedSEDModel": "saved", "SEDEnsemble": "ensemble",
+    "ModelMeta": "meta", "open_model": "registry", "register_model_kind": "registry",
+    "read_model_folder": "folder", "write_model_folder": "folder",
     "Standardiser": "normalise", "make_features": "normalise",
     "ConstantBaseline": "baselines", "RandomDrawBaseline": "baselines", "RandomForestBaseline": "baselines",
     "RandomForestConfig": "baselines",

@@ -17,7 +17,7 @@ Folder: ``meta.json`` (``kind`` 'sed-ensemble', ``bands``, ``filter_system``, ``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,18 +26,20 @@ import torch
 from .. import __version__
 from ..datasets.frames import as_frame
 from ..errors import InputError
-from ..io import dumps_json
 from ..outputs import replace_output
+from .folder import write_meta
 from .folder_checks import read_meta, verify_checksums, write_checksums
-from .saved import SavedSEDModel, SigmaScaled, check_bands, extract_magnitudes, prediction_frame
+from .meta import ENSEMBLE_KIND, ModelMeta
+from .saved import SavedSEDModel
+from .sed_base import SigmaScaled, check_bands, extract_magnitudes, prediction_frame
 
-ENSEMBLE_KIND = "sed-ensemble"
+__all__ = ["ENSEMBLE_KIND", "SEDEnsemble"]
 
 
 class SEDEnsemble(SigmaScaled):
     """K SED models predicting jointly: mean of member means, sigma from aleatoric + epistemic parts."""
 
-    def __init__(self, members: Sequence[SavedSEDModel], meta: dict[str, Any] | None = None):
+    def __init__(self, members: Sequence[SavedSEDModel], meta: Mapping[str, Any] | None = None):
         members = list(members)
         if not members:
             raise InputError("an ensemble needs at least one member model")
@@ -48,13 +50,14 @@ class SEDEnsemble(SigmaScaled):
                     raise InputError(f"ensemble member {k} differs from member 0 in {key!r}: "
                                      f"{m.meta.get(key)!r} vs {first.meta.get(key)!r}")
         self.members = members
-        self.meta = {"kind": ENSEMBLE_KIND, "bands": first.bands, "filter_system": first.filter_system,
-                     "targets": first.targets, "input_kind": first.meta.get("input_kind"),
-                     "nan_policy": first.meta.get("nan_policy", "refuse"),
-                     "member_losses": [m.meta.get("loss", "mse") for m in members],
-                     "n_members": len(members), **dict(meta or {})}
-        self.meta["kind"] = ENSEMBLE_KIND
-        self.meta["n_members"] = len(members)
+        merged = {"kind": ENSEMBLE_KIND, "bands": first.bands, "filter_system": first.filter_system,
+                  "targets": first.targets, "input_kind": first.meta.get("input_kind"),
+                  "nan_policy": first.meta.get("nan_policy", "refuse"),
+                  "member_losses": [m.meta.get("loss", "mse") for m in members],
+                  "n_members": len(members), **dict(meta or {})}
+        merged["kind"] = ENSEMBLE_KIND
+        merged["n_members"] = len(members)
+        self.meta = ModelMeta.from_dict(merged)
 
     @property
     def has_sigma(self) -> bool:
@@ -104,12 +107,12 @@ class SEDEnsemble(SigmaScaled):
         """Write ``meta.json`` and ``members/<k>/`` atomically; returns the path (an existing ensemble
         folder is replaced only if it holds the same ensemble, or with `overwrite`)."""
         path = Path(path)
-        meta = dict(self.meta)
+        meta = self.meta.to_dict()
         meta.setdefault("photopop_version", __version__)
         with replace_output(path, ENSEMBLE_KIND, meta, overwrite=overwrite) as tmp:
             for k, m in enumerate(self.members):
                 m.save(tmp / "members" / str(k))
-            (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
+            write_meta(tmp, meta)
             write_checksums(tmp)
         return path
 
@@ -119,15 +122,10 @@ class SEDEnsemble(SigmaScaled):
         path = Path(path)
         meta_file = path / "meta.json"
         verify_checksums(path, ["meta.json"])
-        meta = read_meta(path, missing="not an ensemble folder (no meta.json)")
-        if meta.get("kind") != ENSEMBLE_KIND:
-            raise InputError(f"{meta_file}: kind is {meta.get('kind')!r}, not {ENSEMBLE_KIND!r}")
+        # kind, n_members (an integer) and the types of bands and targets (when given) are checked here
+        meta = ModelMeta.from_dict(read_meta(path, missing="not an ensemble folder (no meta.json)"), meta_file,
+                                   kind=ENSEMBLE_KIND)
         n = meta.get("n_members", 0)
-        if not isinstance(n, int) or isinstance(n, bool):
-            raise InputError(f"{meta_file}: 'n_members' must be an integer, got {n!r}")
-        for key in ("bands", "targets"):
-            if meta.get(key) is not None and not isinstance(meta[key], list):
-                raise InputError(f"{meta_file}: {key!r} must be a list, got {meta[key]!r}")
         dirs = [path / "members" / str(k) for k in range(n)]
         missing = [str(d) for d in dirs if not d.is_dir()]
         if n < 1 or missing:

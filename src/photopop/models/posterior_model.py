@@ -12,7 +12,7 @@ shrunk covariance (`sklearn.covariance.LedoitWolf`) of the training rows; the th
 ``ood_quantile`` (default 0.99) quantile of the scores of held-out training galaxies (the validation
 galaxies, which the network did not fit), so about 1 % of in-domain objects are flagged by design.
 
-Folder (written by `photopop.models.saved.write_model_folder`, the one model-folder writer):
+Folder (written by `photopop.models.folder.write_model_folder`, the one model-folder writer):
 ``model.pt``, ``config.toml`` (``[architecture]`` = `PosteriorNetConfig`, ``n_bands``, ``n_targets``,
 ``n_err``, ``n_extra``, ``in_channels`` and the trainer's settings), ``normalisation.json`` (``input``,
 ``target``, ``magerr`` (log10 errors), ``extra``: each fitted on the training rows only; ``ood``: mean
@@ -32,12 +32,12 @@ import torch
 
 from ..config import from_dict, to_dict
 from ..errors import InputError
+from .folder import load_weights, read_model_folder, write_model_folder
+from .meta import POSTERIOR_KIND, ModelMeta
 from .normalise import Standardiser, make_features
 from .posterior import PosteriorNet, PosteriorNetConfig
-from .saved import SigmaScaled, check_bands, check_finite, extract_magnitudes, load_weights, read_model_folder, \
-    write_model_folder
+from .sed_base import SigmaScaled, check_bands, check_finite, extract_magnitudes
 
-POSTERIOR_KIND = "sed-posterior"
 #: central-interval quantiles written per target: suffix -> probability
 QUANTILES = {"p025": 0.025, "p16": 0.16, "p50": 0.5, "p84": 0.84, "p975": 0.975}
 MAGERR_PREFIX = "magerr_"
@@ -62,8 +62,7 @@ class SavedPosterior(SigmaScaled):
         self.extra_norm = norms.get("extra")
         self.ood_mean = np.asarray(ood["mean"], dtype=np.float64)
         self.ood_precision = np.asarray(ood["precision"], dtype=np.float64)
-        self.meta = dict(meta)
-        self.meta["kind"] = POSTERIOR_KIND
+        self.meta = ModelMeta.from_dict({**dict(meta), "kind": POSTERIOR_KIND})
         self.extra_config = dict(extra_config or {})
         for key in ("bands", "targets", "ood_threshold"):
             if key not in self.meta:
@@ -247,8 +246,7 @@ class SavedPosterior(SigmaScaled):
         """Read a folder written by `save`; InputError naming what is missing or inconsistent."""
         path = Path(path)
         config, norm, meta, state = read_model_folder(path)
-        if meta.get("kind") != POSTERIOR_KIND:
-            raise InputError(f"{path / 'meta.json'}: kind is {meta.get('kind')!r}, not {POSTERIOR_KIND!r}")
+        meta.require_kind(POSTERIOR_KIND, path / "meta.json")
         try:
             arch = from_dict(PosteriorNetConfig, config.pop("architecture", {}))
             net = PosteriorNet(int(config.pop("n_bands")), int(config.pop("n_targets")), int(config.pop("n_err")),

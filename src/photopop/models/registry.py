@@ -1,9 +1,14 @@
 """The one registry of model-folder kinds: meta.json ``kind`` -> the class that opens such a folder.
 
-Every model folder photopop writes names its kind in meta.json. `open_model` reads it and calls the
-registered class's ``load(path)``. Targets are ``"module:Class"`` strings resolved on first use (the
+Every model folder photopop writes names its kind in meta.json (``kind``; single SED networks and image
+models, which have none, are 'sed' and 'image' by their ``input_kind``: `model_kind`). `open_model` reads
+it and calls the registered class's ``load(path)``. Targets are ``"module:Class"`` strings resolved on first use (the
 plug-in pattern of entry points): the registry imports no model module, so a base module never imports
 its own specialisations and loading one kind does not import the others (torchvision, zuko, ...).
+
+A new kind: write its folders with `photopop.models.folder.write_model_folder` and a meta.json ``kind``,
+give its class a ``load(path)`` classmethod, and call ``register_model_kind("my-kind", "pkg.mod:MyModel")``
+(or add it to `MODEL_KINDS` here for a kind photopop ships).
 """
 
 from __future__ import annotations
@@ -14,25 +19,22 @@ from typing import Any, Callable
 
 from ..errors import InputError
 from .folder_checks import read_meta
+from .meta import ENSEMBLE_KIND, IMAGE_KIND, POSTERIOR_KIND, SED_KIND, model_kind
+
+__all__ = ["MODEL_KINDS", "model_class", "model_kind", "open_model", "register_model_kind"]
 
 #: meta.json kind -> "module:Class" (or a class/callable) whose ``load(path)`` opens the folder
 MODEL_KINDS: dict[str, str | Any] = {
-    "sed": "photopop.models.saved:SavedSEDModel",
-    "sed-ensemble": "photopop.models.ensemble:SEDEnsemble",
-    "sed-posterior": "photopop.models.posterior_model:SavedPosterior",
+    SED_KIND: "photopop.models.saved:SavedSEDModel",
+    ENSEMBLE_KIND: "photopop.models.ensemble:SEDEnsemble",
+    POSTERIOR_KIND: "photopop.models.posterior_model:SavedPosterior",
+    IMAGE_KIND: "photopop.models.image_regressor:ImageRegressor",
 }
 
 
 def register_model_kind(kind: str, target: str | Any) -> None:
     """Make `open_model` open folders of `kind` with ``target.load(path)`` (target: "module:Class" or a class)."""
     MODEL_KINDS[str(kind)] = target
-
-
-def model_kind(meta: dict[str, Any]) -> str:
-    """The kind of a model folder from its meta.json: ``kind`` if present, else from ``input_kind``."""
-    if meta.get("kind"):
-        return str(meta["kind"])
-    return "image" if meta.get("input_kind") == "image" else "sed"
 
 
 def model_class(kind: str) -> Any:
@@ -47,7 +49,14 @@ def model_class(kind: str) -> Any:
 
 
 def open_model(path: str | Path) -> Any:
-    """Open a model folder of any registered kind (meta.json ``kind``) with its class's ``load``."""
+    """Open a model folder of any registered kind (meta.json ``kind``, `model_kind`) with its class's ``load``.
+
+    Single SED networks give a `SavedSEDModel`, 'sed-ensemble' an `SEDEnsemble`, 'sed-posterior' a
+    `SavedPosterior` (quantile columns, not point values), 'image' an `ImageRegressor`. The SED kinds
+    share ``predict(data, bands=, filter_system=, batch_size=, device=, num_threads=)``, ``bands``,
+    ``targets``, ``filter_system`` and ``meta`` (a `photopop.models.meta.ModelMeta`).
+    InputError for a missing folder, an unreadable meta.json or a kind nobody registered.
+    """
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path}: no such model folder")
