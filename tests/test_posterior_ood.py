@@ -84,3 +84,22 @@ def test_trained_flag_on_a_toy_survey(survey_post):
     ref = survey_frame(4000, seed=0)["mag_b3"]
     noisy["mag_b3"] = np.random.default_rng(1).normal(ref.mean(), ref.std(), len(noisy))
     assert flag(noisy) > 0.5
+
+
+def test_library_is_appended_with_its_own_galaxies():
+    """The study's simulated library: galaxy ids kept apart, same bands required, the table's seed refused."""
+    from photopop.datasets.sed_table import SEDTable
+    from photopop.errors import InputError
+    from photopop.experiments.posterior import with_library
+
+    table = SEDTable(survey_frame(200, seed=0), meta={"kind": "mock-ifu", "seed": 0})
+    lib = SEDTable(survey_frame(100, seed=1), meta={"kind": "mock-ifu", "seed": 1})
+    out = with_library(table, lib)
+    assert len(out.spaxels) == 300
+    pd.testing.assert_frame_equal(out.spaxels.iloc[:200], table.spaxels)  # the table's rows first, unchanged
+    assert not set(out.spaxels["galaxy_id"].iloc[200:]) & set(table.spaxels["galaxy_id"])
+    with pytest.raises(InputError, match="replay"):
+        with_library(table, SEDTable(survey_frame(100, seed=2), meta={"kind": "mock-ifu", "seed": 0}))
+    with pytest.raises(InputError, match="bands"):
+        with_library(table, SEDTable(survey_frame(100, seed=1).drop(columns=["mag_b0", "magerr_b0"]),
+                                     meta={"kind": "mock-ifu", "seed": 1}))
