@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from photopop.errors import InputError
-from photopop.evaluation.posterior_calibration import (interval_coverage, posterior_calibration,
-                                                       posterior_degeneracy, width_at_coverage)
+from photopop.evaluation.posterior_calibration import (
+    interval_coverage,
+    posterior_calibration,
+    posterior_degeneracy,
+    width_at_coverage,
+)
 
 
 def gaussian_case(n=600, s=1000, width=1.0, seed=0):
@@ -66,7 +70,11 @@ def test_one_rank_per_galaxy_sees_through_shared_errors(seed):
     """Truths with a per-galaxy error shared by its 80 spaxels, draws of the right total width: calibrated
     across galaxies, yet the all-spaxel KS test rejects (correlated ranks); one rank per galaxy does not.
     A posterior biased by 1.5 sigma in every galaxy is rejected by both."""
-    from photopop.evaluation.posterior_calibration import grouped_sbc_pvalue, sbc_ranks, sbc_summary
+    from photopop.evaluation.posterior_calibration import (
+        grouped_sbc_pvalue,
+        sbc_ranks,
+        sbc_summary,
+    )
 
     rng = np.random.default_rng(seed)
     n_gal, per, s = 60, 80, 500
