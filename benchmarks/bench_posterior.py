@@ -59,7 +59,8 @@ def make_model(bands: list[str], rng: np.random.Generator) -> tuple[SavedPosteri
     meta = {"bands": bands, "targets": ["log_age", "zh"], "filter_system": "jpas", "use_magerr": True,
             "nan_policy": "refuse", "input_kind": "mag", "ood_threshold": 10.0, "ood_quantile": 0.99, "n_samples": 1000,
             "spread_factors": {"log_age": 1.2, "zh": 1.1}}  # recalibration applied as for a trained model
-    model = SavedPosterior(net, norms, {"mean": np.zeros(width), "precision": np.eye(width)}, meta)
+    ood = {"mean": np.zeros(width), "precision": np.eye(width), "principal": np.eye(width)[:, :4], "scales": [1.0, 1.0]}
+    model = SavedPosterior(net, norms, ood, meta)  # the two-part OOD score, as a trained model has
     df = pd.DataFrame({**{f"mag_{b}": mags[:, j] for j, b in enumerate(bands)},
                        **{f"magerr_{b}": err[:, j] for j, b in enumerate(bands)}})
     return model, df

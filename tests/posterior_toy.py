@@ -62,3 +62,28 @@ def small_config(seed: int = 0, max_epochs: int = 40, **kw):
                               embed_dim=8, flow=FlowConfig(n_layers=2, bins=6, trunk_units=32, hyper_units=(32,)))
     return SEDPosteriorConfig(architecture=arch, train=TrainConfig(max_epochs=max_epochs, patience=10, batch_size=256,
                                                                    learning_rate=5e-3, seed=seed), **kw)
+
+
+def survey_frame(n: int, seed: int, rows_per_galaxy: int = 20) -> pd.DataFrame:
+    """Like `toy_frame`, with what made the mock's OOD score fail: brightness and galaxy-level noise.
+
+    Every row gets a brightness offset (a galaxy's +-2 mag plus +-1 mag within it, added to every band)
+    and errors that grow with faintness (0.03 mag x 10^(0.2 offset)); each galaxy's noise is scaled by a
+    heavy-tailed factor (log-normal, sd 0.6 in ln), so a few in-domain galaxies are far out in the minor
+    directions of the input space while a constant shift moves along the dominant (brightness) one.
+    """
+    rng = np.random.default_rng(seed)
+    gal = np.arange(n) // rows_per_galaxy
+    n_gal = int(gal.max()) + 1
+    theta = M0 + S0 * rng.normal(size=(n, 2))
+    offset = rng.uniform(-2, 2, n_gal)[gal] + rng.uniform(-1, 1, n)
+    err = 0.03 * 10 ** (0.2 * offset)
+    scale = np.exp(0.6 * rng.normal(size=n_gal))[gal]
+    x = 20.0 + offset[:, None] + theta @ design().T + (err * scale)[:, None] * rng.normal(size=(n, N_BANDS))
+    df = pd.DataFrame({f"mag_{b}": x[:, j] for j, b in enumerate(BANDS)})
+    for b in BANDS:
+        df[f"magerr_{b}"] = err
+    df["log_age"], df["zh"] = theta[:, 0], theta[:, 1]
+    df["galaxy_id"] = gal
+    df["spaxel_id"] = np.arange(n) % rows_per_galaxy
+    return df

@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from photopop.errors import InputError
-from photopop.evaluation.posterior_calibration import (interval_coverage, posterior_calibration,
-                                                       posterior_degeneracy, width_at_coverage)
+from photopop.evaluation.posterior_calibration import (
+    interval_coverage,
+    posterior_calibration,
+    posterior_degeneracy,
+    width_at_coverage,
+)
 
 
 def gaussian_case(n=600, s=1000, width=1.0, seed=0):
@@ -59,3 +63,27 @@ def test_degeneracy_reports_residual_correlation():
 def test_shape_mismatch_is_refused():
     with pytest.raises(InputError, match="samples must be"):
         posterior_calibration(np.zeros((5, 2)), np.zeros((10, 4, 2)), ["a", "b"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_rank_per_galaxy_sees_through_shared_errors(seed):
+    """Truths with a per-galaxy error shared by its 80 spaxels, draws of the right total width: calibrated
+    across galaxies, yet the all-spaxel KS test rejects (correlated ranks); one rank per galaxy does not.
+    A posterior biased by 1.5 sigma in every galaxy is rejected by both."""
+    from photopop.evaluation.posterior_calibration import (
+        grouped_sbc_pvalue,
+        sbc_ranks,
+        sbc_summary,
+    )
+
+    rng = np.random.default_rng(seed)
+    n_gal, per, s = 60, 80, 500
+    g = np.repeat(np.arange(n_gal), per)
+    m = rng.normal(size=(g.size, 1))
+    y = m + rng.normal(size=(n_gal, 1))[g] + 0.3 * rng.normal(size=(g.size, 1))
+    draws = m[None] + np.sqrt(1.09) * rng.normal(size=(s, g.size, 1))
+    ranks = sbc_ranks(y, draws)
+    assert sbc_summary(ranks, s)["ks_pvalue"][0] < 1e-4
+    assert grouped_sbc_pvalue(ranks, g, s, seed=seed)["ks_pvalue"][0] > 0.05
+    biased = sbc_ranks(y, draws + 1.5 * np.sqrt(1.09))
+    assert grouped_sbc_pvalue(biased, g, s, seed=seed)["ks_pvalue"][0] < 1e-3

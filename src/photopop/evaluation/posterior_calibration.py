@@ -7,7 +7,8 @@ For truths y (n, k) and posterior draws (S, n, k):
   (|y - centre| <= half-width is y in [lo, hi]), and its galaxy-bootstrap error;
 * simulation-based calibration (Talts et al. 2018): the rank of y among its S draws is uniform on
   0..S for a calibrated posterior; ranks from `sbi.diagnostics.sbc._run_sbc`, uniformity p-values from
-  `sbi.diagnostics.sbc.check_uniformity_frequentist` (Kolmogorov-Smirnov);
+  `sbi.diagnostics.sbc.check_uniformity_frequentist` (Kolmogorov-Smirnov), over all objects and, with
+  groups, with one object per group (galaxy), whose ranks are independent (`grouped_sbc_pvalue`);
 * TARP (Lemos et al. 2023), a joint test: `sbi.diagnostics.tarp._run_tarp` (expected coverage against
   credibility) and `check_tarp` (ATC: 0 calibrated, < 0 too narrow, > 0 too wide; KS p-value);
 * width at equal coverage: every method's intervals scaled (one factor per target, the
@@ -74,6 +75,33 @@ def sbc_summary(ranks: np.ndarray, n_samples: int, n_bins: int = 20) -> dict[str
     return {"ks_pvalue": [float(p) for p in pvals], "rank_hist": hists, "n_bins": int(n_bins)}
 
 
+def grouped_sbc_pvalue(ranks: np.ndarray, groups: Any, n_samples: int, n_rep: int = 200,
+                       seed: int = 0) -> dict[str, Any]:
+    """SBC uniformity with one object per group: median KS p-value over `n_rep` random picks.
+
+    Ranks of objects in one group (spaxels of one galaxy) share the group's error, so the KS test over
+    all objects treats thousands of correlated ranks as independent and rejects any galaxy-level
+    bias with p ~ 0. One rank per group (picked at random, seeded) gives independent ranks; the median
+    p-value over the picks says whether the galaxies' ranks are consistent with uniform.
+    """
+    import torch
+    from sbi.diagnostics.sbc import check_uniformity_frequentist
+
+    g = np.asarray(groups)
+    codes = np.unique(g, return_inverse=True)[1]
+    order = np.argsort(codes, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
+    sizes = np.diff(np.r_[starts, codes.size])
+    rng = np.random.default_rng(seed)
+    pvals = []
+    for _ in range(int(n_rep)):
+        pick = order[starts + (rng.random(starts.size) * sizes).astype(np.int64)]
+        r = torch.as_tensor(ranks[pick], dtype=torch.float32)
+        pvals.append(check_uniformity_frequentist(r, int(n_samples)).numpy())
+    return {"ks_pvalue": np.median(np.asarray(pvals), axis=0).tolist(), "n_groups": int(starts.size),
+            "n_rep": int(n_rep)}
+
+
 def tarp_summary(y: np.ndarray, samples: np.ndarray, seed: int = 0, n_bins: int | None = None) -> dict[str, Any]:
     """TARP expected coverage curve, ATC and KS p-value (sbi), references drawn with `seed`."""
     import torch
@@ -124,6 +152,8 @@ def posterior_calibration(y: Any, samples: Any, targets: Sequence[str], groups: 
         out["per_target"][t] = rec
     ranks = sbc_ranks(y, s)
     out["sbc"] = sbc_summary(ranks, s.shape[0])
+    if g is not None:
+        out["sbc"]["one_per_group"] = grouped_sbc_pvalue(ranks, g, s.shape[0], seed=seed)
     out["tarp"] = tarp_summary(y, s, seed)
     return out
 

@@ -56,6 +56,10 @@ class PosteriorStudyConfig:
     a Gaussian with the band's mean and standard deviation over the training rows (plausible values, but
     unrelated to the rest of the SED). ood_ssp_folder: MILES-format SSP folder for the other-library test
     ('' = skip). n_ood_galaxies: galaxies of that mock. n_samples: draws per test object.
+    library: an SED table of further simulated galaxies from the same simulator and priors (e.g.
+    ``photopop simulate ifu --seed 1 --galaxies 600``; '' = none) added to the posterior's fitting pool,
+    so the flow and its early stopping see many more galaxies (neural posterior estimation on
+    simulations); the calibration and test galaxies stay the table's own, and the ensemble is unchanged.
     """
 
     seed: int = 0
@@ -67,6 +71,7 @@ class PosteriorStudyConfig:
     noise_band: str = ""
     ood_ssp_folder: str = DEFAULT_OOD_SSP
     n_ood_galaxies: int = 20
+    library: str = ""
     posterior: SEDPosteriorConfig = field(default_factory=SEDPosteriorConfig)
     ensemble: UncertaintyConfig = field(default_factory=lambda: UncertaintyConfig(
         n_members=3, train=TrainConfig(loss="gaussian_nll", max_epochs=150, patience=40, num_threads=1)))
@@ -197,6 +202,38 @@ def other_library_study(tab: Any, train_rows: np.ndarray, test: np.ndarray, mode
     return out
 
 
+def with_library(train: Any, library: Any, name: str = "library") -> Any:
+    """`train` with the spaxels (and galaxies) of a simulated `library` table appended after its rows.
+
+    The library's galaxy ids are offset past the table's so that grouping (validation carve) keeps
+    them apart; it must carry the same bands and filter system and every column `train` needs.
+    InputError naming the difference otherwise.
+    """
+    if list(library.bands) != list(train.bands):
+        raise InputError(f"library {name}: bands {library.bands[:5]}... differ from the table's {train.bands[:5]}...")
+    sys_l, sys_t = library.meta.get("filter_system"), train.meta.get("filter_system")
+    if sys_l and sys_t and sys_l != sys_t:
+        raise InputError(f"library {name}: filter system {sys_l!r}, the table's is {sys_t!r}")
+    seed_l, seed_t = library.meta.get("seed"), train.meta.get("seed")
+    if library.meta.get("kind") == train.meta.get("kind") == "mock-ifu" and seed_l is not None and seed_l == seed_t:
+        raise InputError(f"library {name} was simulated with the table's seed ({seed_t}): it would replay the "
+                         "table's galaxies, the test galaxies among them; simulate it with another --seed")
+    lib = library.spaxels.reset_index(drop=True).copy()
+    missing = [c for c in train.spaxels.columns if c not in lib.columns]
+    if missing:
+        raise InputError(f"library {name} lacks column(s) {missing[:6]}")
+    gal_t = train.galaxies
+    top = max(int(train.spaxels["galaxy_id"].max()), int(gal_t["galaxy_id"].max()) if gal_t is not None else -1) + 1
+    lib["galaxy_id"] = lib["galaxy_id"].to_numpy() + top
+    spax = pd.concat([train.spaxels, lib[list(train.spaxels.columns)]], ignore_index=True)
+    gals = gal_t
+    if gal_t is not None and library.galaxies is not None:
+        lg = library.galaxies.copy()
+        lg["galaxy_id"] = lg["galaxy_id"].to_numpy() + top
+        gals = pd.concat([gal_t, lg[[c for c in gal_t.columns if c in lg.columns]]], ignore_index=True)
+    return dataclasses.replace(train, spaxels=spax, galaxies=gals)
+
+
 def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, out_dir: str | Path = "posterior",
                         *, quiet: bool = True, progress: Any = None, survey_config: Any = None,
                         overwrite: bool = False) -> dict[str, Any]:
@@ -208,6 +245,8 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     """
     cfg = copy.deepcopy(config) if config is not None else PosteriorStudyConfig()
     settings = {"config": to_dict(cfg), "table": source_id(table)}
+    if cfg.library:
+        settings["library"] = source_id(cfg.library)
     inputs = [table] if isinstance(table, (str, Path)) else []
     check_output(out_dir, "sed-posterior-study", settings, overwrite=overwrite, inputs=inputs)  # before training
     say = progress or (lambda msg: None)
@@ -228,6 +267,8 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     pcfg.train = dataclasses.replace(pcfg.train, seed=derived_seed(cfg.seed, "posterior"))
     t = time.perf_counter()
     train_tab = dataclasses.replace(tab, spaxels=df.iloc[train_rows].reset_index(drop=True))
+    if cfg.library:
+        train_tab = with_library(train_tab, load_table(cfg.library), cfg.library)
     # the study's calibration galaxies recalibrate the posterior too (its spread factors, OOD threshold)
     post = SEDPosterior(pcfg).fit(train_tab, calib_idx=np.searchsorted(train_rows, calib), quiet=quiet)
     model = post.model_
@@ -287,6 +328,11 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     metrics["ood"] = ood
     metrics["n_galaxies"] = {"pool": int(np.unique(gal[pool]).size), "calibration": int(np.unique(gal[calib]).size),
                              "test": int(np.unique(gal[test]).size)}
+    if cfg.library:
+        metrics["n_galaxies"]["library"] = int(train_tab.spaxels["galaxy_id"].nunique() - np.unique(gal[train_rows]).size)
+    metrics["posterior"]["training"] = {k: model.meta.get(k) for k in ("best_epoch", "epochs_run", "n_fit_rows",
+                                                                       "n_val_rows", "n_calib_rows", "n_ood_rows",
+                                                                       "spread_factors", "recalibration")}
     metrics["timing_s"] = time.perf_counter() - t0
     meta = {"photopop_version": __version__, "seed": cfg.seed, "kind": "sed-posterior-study", "bands": bands,
             "filter_system": system, "n_spaxels": int(len(df))}

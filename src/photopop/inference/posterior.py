@@ -99,7 +99,10 @@ def posterior_hash(model: Any, n_samples: int, seed: int) -> str:
     keys = ("bands", "filter_system", "targets", "nan_policy", "use_magerr", "extra_columns", "ood_threshold")
     h.update(json.dumps({"meta": {k: model.meta.get(k) for k in keys}, "in": model.input_norm.to_dict(),
                          "out": model.target_norm.to_dict(), "n": int(n_samples), "seed": int(seed),
-                         "ood": model.ood_mean.tolist(), "arch": repr(model.network.config)},
+                         "ood": model.ood_mean.tolist(), "arch": repr(model.network.config),
+                         "ood_parts": [None if v is None else np.asarray(v).tolist()
+                                       for v in (getattr(model, "ood_principal", None), getattr(model, "ood_scales", None))],
+                         "spread": model.meta.get("spread_factors")},
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
 

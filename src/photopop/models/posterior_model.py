@@ -5,12 +5,19 @@ magnitude errors and (optionally) redshifts into standardised network rows, draw
 label units, summarises them (quantiles, the age-[Z/H] correlation) and scores how unlike the training
 inputs each object is.
 
-Out-of-domain score: the Mahalanobis distance of an object's OOD features (its standardised input row:
-magnitudes, log errors, redshift; and its CNN embedding, `PosteriorNet.ood_features`) from the training
-rows' mean, with the Ledoit-Wolf
-shrunk covariance (`sklearn.covariance.LedoitWolf`) of the training rows; the threshold is the
-``ood_quantile`` (default 0.99) quantile of the scores of held-out training galaxies (the validation
-galaxies, which the network did not fit), so about 1 % of in-domain objects are flagged by design.
+Out-of-domain score (`fit_ood`, `ood_score_parts`): the Mahalanobis distance of an object's OOD
+features (its standardised input row: magnitudes, log errors, redshift; and its CNN embedding,
+`PosteriorNet.ood_features`) from the training rows' mean, with the Ledoit-Wolf shrunk covariance
+(`sklearn.covariance.LedoitWolf`) of the training rows, split into its two orthogonal parts as in
+PCA process monitoring (Hotelling's T^2 and the residual statistic): the distance within the principal
+subspace (the leading eigenvectors holding `OOD_PRINCIPAL_VARIANCE` of the variance) and the distance
+in the remaining directions. Each part is divided by its own ``ood_quantile`` quantile over held-out
+training galaxies and the score is the larger ratio, so an SED far along a dominant direction
+(a constant magnitude shift) and one inconsistent in a minor direction (a band replaced by noise) are
+both seen; the full distance alone is dominated by the many minor directions, whose heavy in-domain
+tails hid a +5 mag shift. The threshold is the ``ood_quantile`` (default 0.99) quantile of the scores of
+the held-out training galaxies (validation and calibration galaxies, which the network did not fit),
+so about 1 % of in-domain objects are flagged by design.
 
 Folder (written by `photopop.models.folder.write_model_folder`, the one model-folder writer):
 ``model.pt``, ``config.toml`` (``[architecture]`` = `PosteriorNetConfig`, ``n_bands``, ``n_targets``,
@@ -43,6 +50,8 @@ QUANTILES = {"p025": 0.025, "p16": 0.16, "p50": 0.5, "p84": 0.84, "p975": 0.975}
 MAGERR_PREFIX = "magerr_"
 #: smallest magnitude error the log transform accepts (0 mag errors happen in noise-free mocks)
 MIN_MAGERR = 1e-4
+#: share of the OOD features' variance held by the principal subspace of the out-of-domain score
+OOD_PRINCIPAL_VARIANCE = 0.99
 
 
 def corr_column(targets: Sequence[str]) -> str | None:
@@ -62,6 +71,9 @@ class SavedPosterior(SigmaScaled):
         self.extra_norm = norms.get("extra")
         self.ood_mean = np.asarray(ood["mean"], dtype=np.float64)
         self.ood_precision = np.asarray(ood["precision"], dtype=np.float64)
+        # folders before the two-part score carry neither: their score is the full distance
+        self.ood_principal = None if ood.get("principal") is None else np.asarray(ood["principal"], dtype=np.float64)
+        self.ood_scales = None if ood.get("scales") is None else np.asarray(ood["scales"], dtype=np.float64)
         self.meta = ModelMeta.from_dict({**dict(meta), "kind": POSTERIOR_KIND})
         self.extra_config = dict(extra_config or {})
         for key in ("bands", "targets", "ood_threshold"):
@@ -164,10 +176,14 @@ class SavedPosterior(SigmaScaled):
                     ctx[start:start + xb.shape[0]] = net.ood_features(xb, c).double().cpu().numpy()
         return (out, ctx) if with_context else out
 
+    def ood_stats(self) -> dict[str, Any]:
+        """The OOD statistics as `fit_ood` returns them (mean, precision, principal, scales)."""
+        return {"mean": self.ood_mean, "precision": self.ood_precision, "principal": self.ood_principal,
+                "scales": self.ood_scales}
+
     def ood_scores(self, context: np.ndarray) -> np.ndarray:
-        """Mahalanobis distance of OOD feature vectors from the training rows (see the module docstring)."""
-        d = np.asarray(context, dtype=np.float64) - self.ood_mean
-        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, self.ood_precision, d), 0.0))
+        """Out-of-domain scores of OOD feature vectors (see the module docstring and `ood_score`)."""
+        return ood_score(self.ood_stats(), context)
 
     def summarise(self, samples: np.ndarray, context: np.ndarray | None = None, raw: bool = False) -> pd.DataFrame:
         """Per object: ``<t>_<q>`` quantiles, ``corr_log_age_zh`` and (with context) ``ood_score``/``ood_flag``.
@@ -237,7 +253,9 @@ class SavedPosterior(SigmaScaled):
         norm = {"input": self.input_norm.to_dict(), "target": self.target_norm.to_dict(),
                 "magerr": self.magerr_norm.to_dict() if self.magerr_norm is not None else None,
                 "extra": self.extra_norm.to_dict() if self.extra_norm is not None else None,
-                "ood": {"mean": self.ood_mean.tolist(), "precision": self.ood_precision.tolist()}}
+                "ood": {"mean": self.ood_mean.tolist(), "precision": self.ood_precision.tolist(),
+                        "principal": None if self.ood_principal is None else self.ood_principal.tolist(),
+                        "scales": None if self.ood_scales is None else self.ood_scales.tolist()}}
         return write_model_folder(path, net.state_dict(), config, norm, self.meta, extra_files,
                                   kind=POSTERIOR_KIND, overwrite=overwrite)
 
@@ -334,14 +352,58 @@ def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827
     return f.tolist(), report
 
 
-def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 0.99) -> tuple[dict[str, Any], float]:
-    """(Mahalanobis statistics from the fitting rows, threshold = `quantile` of the held-out rows' scores)."""
+def ood_score_parts(stats: dict[str, Any], context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(principal, residual) Mahalanobis distances of feature rows: sqrt(T^2), sqrt(d^2 - T^2).
+
+    d^2 is the full squared distance with the stored precision; T^2 that within the principal subspace
+    (``principal``: eigenvectors / sqrt(eigenvalues), (n_features, k)). Without ``principal`` (older
+    folders) the residual part is the full distance and the principal part 0.
+    """
+    d = np.asarray(context, dtype=np.float64) - np.asarray(stats["mean"], dtype=np.float64)
+    full = np.maximum(np.einsum("ij,jk,ik->i", d, np.asarray(stats["precision"], dtype=np.float64), d), 0.0)
+    if stats.get("principal") is None:
+        return np.zeros(len(d)), np.sqrt(full)
+    t2 = ((d @ np.asarray(stats["principal"], dtype=np.float64)) ** 2).sum(axis=1)
+    return np.sqrt(t2), np.sqrt(np.maximum(full - t2, 0.0))
+
+
+def ood_score(stats: dict[str, Any], context: np.ndarray) -> np.ndarray:
+    """The out-of-domain score: max(principal / scale_0, residual / scale_1) (`ood_score_parts`); the full
+    Mahalanobis distance for statistics without ``scales`` (folders written before the two-part score)."""
+    main, res = ood_score_parts(stats, context)
+    if stats.get("scales") is None:
+        return np.sqrt(main ** 2 + res ** 2)
+    s0, s1 = (float(v) for v in stats["scales"])
+    return np.maximum(main / s0, res / s1)
+
+
+def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 0.99,
+            principal_variance: float = OOD_PRINCIPAL_VARIANCE) -> tuple[dict[str, Any], float]:
+    """(OOD statistics, threshold) from the fitting rows' and held-out rows' feature vectors.
+
+    Mean and Ledoit-Wolf covariance from the fitting rows; its leading eigenvectors holding
+    `principal_variance` of the variance span the principal subspace. Each part of the distance
+    (`ood_score_parts`) is scaled by its `quantile` quantile over the held-out rows, and the threshold
+    is the `quantile` quantile of the resulting score (`ood_score`) over the same rows, so a share
+    1 - `quantile` of rows like the held-out ones is flagged.
+    """
     from sklearn.covariance import LedoitWolf
 
     if not 0.0 < quantile < 1.0:
         raise InputError(f"ood_quantile must be in (0, 1), got {quantile}")
+    if not 0.0 < principal_variance < 1.0:
+        raise InputError(f"principal_variance must be in (0, 1), got {principal_variance}")
+    held = np.asarray(context_val, dtype=np.float64)
+    if held.ndim != 2 or held.shape[0] < 2:
+        raise InputError(f"the OOD threshold needs at least 2 held-out rows, got {held.shape[0] if held.ndim else 0}")
     lw = LedoitWolf().fit(np.asarray(context_fit, dtype=np.float64))
-    stats = {"mean": lw.location_, "precision": lw.precision_}
-    d = np.asarray(context_val, dtype=np.float64) - lw.location_
-    score = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", d, lw.precision_, d), 0.0))
-    return stats, float(np.quantile(score, quantile))
+    w, vec = np.linalg.eigh(lw.covariance_)
+    w, vec = w[::-1], vec[:, ::-1]
+    k = int(np.searchsorted(np.cumsum(w) / w.sum(), principal_variance) + 1)
+    k = min(k, w.size - 1) if w.size > 1 else 1  # keep a residual subspace when there is one
+    stats: dict[str, Any] = {"mean": lw.location_, "precision": lw.precision_,
+                             "principal": vec[:, :k] / np.sqrt(w[:k]), "scales": None}
+    main, res = ood_score_parts(stats, held)
+    scales = np.quantile(np.c_[main, res], quantile, axis=0)
+    stats["scales"] = np.where(scales > 0, scales, 1.0)  # an empty residual subspace scores 0 anyway
+    return stats, float(np.quantile(ood_score(stats, held), quantile))

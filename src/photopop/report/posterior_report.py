@@ -26,10 +26,13 @@ def add_posterior_section(rep: HTMLReport, m: Mapping[str, Any], num: Callable[[
                      "68% width flow": num(widths.get("posterior", {}).get(t)),
                      "68% width ensemble": num(widths.get("ensemble", {}).get(t)),
                      "SBC KS p": num(post.get("sbc", {}).get("ks_pvalue", [None] * (j + 1))[j]),
+                     "SBC KS p, 1 spaxel/galaxy": num(post.get("sbc", {}).get("one_per_group", {})
+                                                      .get("ks_pvalue", [None] * (j + 1))[j]),
                      "n": post.get("n")})
     rep.table(rows, caption="Coverage of the central 68% / 95% intervals (nominal 0.683 / 0.954) and the median "
                             "68% interval width (dex) after scaling each method's intervals to cover exactly 68.3% "
-                            "of the test spaxels (width at equal coverage)")
+                            "of the test spaxels (width at equal coverage); SBC uniformity p-values over all "
+                            "spaxels (correlated within a galaxy) and with one random spaxel per galaxy")
     tarp = post.get("tarp", {})
     if tarp:
         rep.paragraph(f"TARP (joint coverage test): ATC {num(tarp.get('atc'))} (0 = calibrated, < 0 too narrow, "
