@@ -38,8 +38,9 @@ import torch
 
 from ..errors import InputError, MismatchError
 from ..models.augment import augment_batch, shift_pixels, SHIFT_MODES
-from ..models.image_regressor import (IMAGE_LOSSES, ImageModelConfig, ImageRegressor, ImageSource, _autocast,
-                                      as_image_source, fit_input_normalisation)
+from ..models.amp import autocast
+from ..models.image_regressor import IMAGE_LOSSES, ImageModelConfig, ImageRegressor
+from ..models.image_source import ImageSource, as_image_source, fit_input_normalisation
 from .device import resolve_device
 from .fit import loss_terms
 
@@ -289,7 +290,7 @@ def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[
                     if device.type == "cuda":
                         xb = xb.contiguous(memory_format=torch.channels_last)
                     yb = yt[torch.from_numpy(rows_b)].to(device, non_blocking=True)
-                    with _autocast_dtype(device, use_amp, amp_dt):
+                    with autocast(device, use_amp, amp_dt):
                         loss = loss_fn(model(xb), yb)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
@@ -331,9 +332,3 @@ def _train_section(config: ImageFitConfig) -> dict[str, Any]:
     from ..config import to_dict
 
     return to_dict(config)
-
-
-def _autocast_dtype(device: torch.device, enabled: bool, dtype: torch.dtype | None) -> Any:
-    if not enabled:
-        return _autocast(device, False)
-    return torch.autocast(device_type=device.type, dtype=dtype)
