@@ -11,6 +11,7 @@ _EXPORTS = {
     "SEDRegressor": "sed_regressor", "SEDRegressorConfig": "sed_regressor",
     "run_loop": "loop", "TrainStep": "loop",
     "ImageFitConfig": "image_fit", "fit_image_regressor": "image_fit",
+    "ImageEstimator": "image_estimator", "ImageEstimatorConfig": "image_estimator",
     "resolve_device": "device",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "TuneConfig": "tune", "SearchSpace": "tune", "TuneResult": "tune",

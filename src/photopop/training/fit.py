@@ -402,8 +402,9 @@ def build_network(n_inputs: int, n_outputs: int, config: SEDCNNConfig, seed: int
         return SEDCNN(n_inputs, n_outputs, config)
 
 
-def history_files(result: TrainResult | None) -> dict[str, str]:
-    """history.csv / history.json of a training run, the extra files every trained model folder carries."""
+def history_files(result: Any) -> dict[str, str]:
+    """history.csv / history.json of a training run (a `TrainResult`, an image `ImageFitResult`: anything
+    with a ``history`` DataFrame; None gives none), the extra files every trained model folder carries."""
     if result is None:
         return {}
     return {"history.csv": result.history.to_csv(index=False),
