@@ -58,7 +58,11 @@ def test_folders_written_without_the_estimator_open_and_val_rows_are_carved(tmp_
     est = ImageEstimator(ImageEstimatorConfig(targets=("oh",), val_fraction=0.2, architecture=MODEL,
                                               train=ImageFitConfig(epochs=1, freeze_epochs=0, batch_size=8,
                                                                    num_threads=1)))
-    est.fit(x, pd.DataFrame({"oh": y}))
+    est.fit(x, pd.DataFrame({"oh": y}), train_idx=np.arange(20))  # rows 20..24 kept out entirely
     assert est.result_.history["epoch"].tolist() == [1]
+    from photopop.training.fit import validation_split
+
+    fit_rows, val_rows = validation_split(20, None, None, "random", 0.2, 0)  # 4 of the 20 validate
+    assert val_rows.size == 4 and np.isclose(est.model_.out_mean.item(), y[fit_rows].mean(), atol=1e-5)
     with pytest.raises(InputError, match="targets"):
         ImageEstimator(ImageEstimatorConfig(architecture=MODEL)).fit(x)

@@ -4,8 +4,8 @@
 the Wu & Boada (2019) recipe (`photopop.training.image_fit.fit_image_regressor`) behind the same four
 methods as the SED side. ``fit`` takes an `photopop.datasets.image_set.ImageSet` (targets from its
 catalogue columns) or an (n, C, H, W) array / `photopop.models.image_source.ImageSource` with targets
-`y`; validation rows are `val_idx`, else a seeded random ``val_fraction`` of the images (one image per
-galaxy, so random rows are whole galaxies). The model folder is the `ImageRegressor` folder
+`y`; it trains on rows `train_idx` (default all) but the validation rows `val_idx`, else a seeded random
+``val_fraction`` of them (one image per galaxy, so random rows are whole galaxies). The model folder is the `ImageRegressor` folder
 (`photopop.models.saved.write_model_folder`: meta.json keys unchanged, so folders written by
 ``photopop reproduce wu-boada-2019`` open too), with the training settings as ``[train]`` and
 ``[estimator]`` in config.toml and history.csv / history.json beside.
@@ -56,11 +56,11 @@ class ImageEstimator:
         self.model_: ImageRegressor | None = None
         self.result_: ImageFitResult | None = None
 
-    def fit(self, images: Any, y: Any = None, *, bands: Sequence[str] | None = None, val_idx: Any = None,
-            checkpoint_path: str | Path | None = None, checkpoint_every: int = 1,
+    def fit(self, images: Any, y: Any = None, *, bands: Sequence[str] | None = None, train_idx: Any = None,
+            val_idx: Any = None, checkpoint_path: str | Path | None = None, checkpoint_every: int = 1,
             callback: Callback | None = None, log: Callable[[str], None] | None = None) -> "ImageEstimator":
-        """Train on all images but the validation rows; input and target normalisation use the
-        training rows only. `y`: (n, n_targets) array or a DataFrame with the target columns (default:
+        """Train on the rows `train_idx` (default: all) but the validation rows `val_idx` (default: a
+        seeded random ``val_fraction`` of them); input and target normalisation use the fitting rows only. `y`: (n, n_targets) array or a DataFrame with the target columns (default:
         the ImageSet's catalogue). `checkpoint_path` makes the fit resumable (see `fit_image_regressor`)."""
         cfg = self.config
         targets = list(cfg.targets)
@@ -73,7 +73,13 @@ class ImageEstimator:
             y = catalog
         source = as_image_source(images, bands, use=cfg.use)
         n = len(source)
-        fit_idx, vidx = validation_split(n, None, val_idx, "random", cfg.val_fraction, cfg.train.seed)
+        base = np.arange(n) if train_idx is None else np.unique(np.asarray(train_idx, dtype=np.int64))
+        if train_idx is not None and val_idx is not None:
+            vidx = np.unique(np.asarray(val_idx, dtype=np.int64))
+            fit_idx = np.setdiff1d(base, vidx)
+        else:
+            f, v = validation_split(base.size, None, val_idx, "random", cfg.val_fraction, cfg.train.seed)
+            fit_idx, vidx = base[f], base[v]
         self.result_ = fit_image_regressor(source, y, fit_idx, vidx, targets, model_config=cfg.architecture,
                                            config=cfg.train, log=log, checkpoint_path=checkpoint_path,
                                            checkpoint_every=checkpoint_every, callback=callback)
