@@ -19,6 +19,11 @@ random D4 element (flips and quarter turns) and a shift of up to ``round(shift_f
 pixels each; validation runs once per epoch without augmentation, and the weights of the epoch
 with the lowest validation loss are kept (no early stopping: the paper trains a fixed 10 epochs).
 
+The recipe is an `ImageStep` of the one training loop (`photopop.training.loop.run_loop`): the step
+brings the stages' optimisers and schedules, the data order and the loss; the loop runs the epochs,
+keeps the best epoch's weights and writes checkpoints (``checkpoint_path``) from which a killed fit
+resumes to the same final weights.
+
 Reproducibility: everything runs inside ``torch.random.fork_rng`` seeded with ``seed`` (weights,
 dropout, shuffling, augmentation), so the caller's RNG is untouched and the same config gives the
 same numbers on the same device. Mixed precision (``amp``) uses bf16 (or fp16 with gradient
@@ -39,7 +44,7 @@ import torch
 
 from ..config import to_dict
 from ..errors import InputError, MismatchError
-from ..models.augment import augment_batch, shift_pixels, SHIFT_MODES
+from ..models.augment import SHIFT_MODES, augment_batch, shift_pixels
 from ..models.image_regressor import IMAGE_LOSSES, ImageModelConfig, ImageRegressor
 from ..models.image_source import ImageSource, as_image_source, fit_input_normalisation
 from ..validate import positive_int

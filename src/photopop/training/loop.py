@@ -135,9 +135,9 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def run_loop(step: TrainStep, *, max_epochs: int, patience: int | None = None, min_delta: float = 0.0,
              checkpoint_path: str | Path | None = None, checkpoint_every: int = 10, fingerprint: str = "",
-             callback: Callback | None = None, quiet: bool = True, restore_best: bool = True) -> LoopResult:
+             callback: Callback | None = None, quiet: bool = True) -> LoopResult:
     """Train `step.model` for up to `max_epochs` epochs; see the module doc. Returns the history and the
-    early-stopping summary; the best weights are loaded back into the model when `restore_best`."""
+    early-stopping summary; the best weights (also in ``best_state``) are loaded back into the model."""
     model, device = step.model, step.device
     use_amp = step.amp_dtype is not None
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and step.amp_dtype == torch.float16)
@@ -217,7 +217,7 @@ def run_loop(step: TrainStep, *, max_epochs: int, patience: int | None = None, m
                 callback(epoch, rec)
     finally:
         bar.close()
-    if restore_best and best_state is not None:
+    if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return LoopResult(history, best_epoch, best_loss, epoch, stopped, resumed_from, best_state)
