@@ -63,7 +63,7 @@ def _table(seed: int = 0) -> SEDTable:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from photopop.training.fit import SEDRegressor, SEDRegressorConfig
+    from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig
     from photopop.config import load_config
 
     root = tmp_path_factory.mktemp("bad-inputs")

@@ -8,7 +8,8 @@ from photopop.errors import InputError, MismatchError
 from photopop.models.ensemble import SEDEnsemble
 from photopop.models.registry import open_model
 from photopop.models.sed_cnn import SEDCNNConfig
-from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from photopop.training.fit import TrainConfig
+from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
 from conftest import float32_forward_bound
 

@@ -8,7 +8,8 @@ from photopop.errors import InputError
 from photopop.models.registry import open_model
 from photopop.models.saved import SavedSEDModel
 from photopop.models.sed_cnn import SEDCNNConfig
-from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig, feature_noise
+from photopop.training.fit import TrainConfig
+from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig, feature_noise
 
 BANDS = [f"b{i}" for i in range(6)]
 SMALL = SEDCNNConfig(conv_filters=(4,), kernel_sizes=(3,), pool_size=1, dense_units=(32, 32))

@@ -97,3 +97,40 @@ def test_bad_inputs_are_refused():
         ImageFitConfig(epochs=2, freeze_epochs=3).validate()
     with pytest.raises(InputError):
         ImageFitConfig(amp="fp8").validate()
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("freeze,every,crash_at,last_ckpt", [(1, 2, 3, 2),   # resumed inside the unfrozen stage
+                                                            (2, 1, 3, 3)])  # ... and at the stage boundary
+def test_killed_image_fit_resumes_to_the_same_weights(tmp_path, freeze, every, crash_at, last_ckpt):
+    from photopop.training.checkpoint import load_checkpoint
+
+    x, y = _toy(40, 8)
+    tr, va = np.arange(28), np.arange(28, 40)
+    cfg = ImageFitConfig(epochs=4, freeze_epochs=freeze, batch_size=8, lr_frozen=0.01, lrs=(1e-4, 1e-3, 1e-2),
+                         seed=5, num_threads=1)  # augmentation and head dropout on: every RNG stream matters
+    args = (x, y, tr, va, ["oh"], ["g", "r", "i"], MODEL, cfg)
+    straight = fit_image_regressor(*args)
+    ck = tmp_path / "fit.ckpt"
+
+    def crash(epoch, rec):
+        if epoch == crash_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_image_regressor(*args, checkpoint_path=ck, checkpoint_every=every, callback=crash)
+    assert load_checkpoint(ck)["epoch"] == last_ckpt
+    resumed = fit_image_regressor(*args, checkpoint_path=ck, checkpoint_every=every)
+    a, b = _state(straight.model), _state(resumed.model)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.best_epoch == straight.best_epoch and resumed.best_val_loss == straight.best_val_loss
+    cols = [c for c in straight.history.columns if c != "seconds"]
+    assert resumed.history[cols].equals(straight.history[cols])
+    assert np.array_equal(resumed.lr_trace, straight.lr_trace)
+    # a checkpoint of other settings is not resumed: it trains from scratch (with a warning)
+    other = ImageFitConfig(epochs=1, freeze_epochs=0, batch_size=8, seed=6, num_threads=1)
+    with pytest.warns(UserWarning, match="other settings"):
+        fit_image_regressor(x, y, tr, va, ["oh"], ["g", "r", "i"], MODEL, other, checkpoint_path=ck)

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from photopop.errors import InputError, MismatchError
-from photopop.models.image_regressor import (ImageModelConfig, ImageRegressor, as_image_source,
-                                             fit_input_normalisation, load_pretrained_state)
+from photopop.models.image_regressor import ImageModelConfig, ImageRegressor
+from photopop.models.image_source import as_image_source, fit_input_normalisation
+from photopop.models.pretrained import load_pretrained_state
 
 CFG = ImageModelConfig(arch="resnet18", pretrained="none")
 

@@ -15,7 +15,8 @@ from photopop.inference.predictors import SEDPredictor
 from photopop.models.normalise import make_features
 from photopop.photometry.magnitudes import (DEFAULT_RANGE, MagnitudeRange, check_magnitude_errors,
                                             check_magnitudes, implausible, magnitude_matrix, mask_implausible)
-from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from photopop.training.fit import TrainConfig
+from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig
 from photopop.models.sed_cnn import SEDCNNConfig
 
 BANDS = ["g", "r", "i"]

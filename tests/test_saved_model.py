@@ -11,7 +11,8 @@ from photopop.errors import InputError, MismatchError
 from photopop.models.normalise import make_features
 from photopop.models.saved import SavedSEDModel, table_hash
 from photopop.models.sed_cnn import SEDCNNConfig
-from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from photopop.training.fit import TrainConfig
+from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
 from test_predict_stream import mean_atol
 

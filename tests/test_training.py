@@ -211,3 +211,17 @@ def test_optuna_minimises_validation_loss_and_resumes(tmp_path):
     cfg.n_trials = 5
     res2 = tune(df, cfg, tmp_path / "t")
     assert len(res2.study.trials) == 5 and res2.best_value <= res.best_value
+
+
+def test_damaged_checkpoint_is_refused_naming_the_file(tmp_path):
+    from photopop.training.checkpoint import save_checkpoint
+
+    ck = tmp_path / "ck.pt"
+    save_checkpoint(ck, {"epoch": 3, "x": torch.zeros(64)})
+    raw = ck.read_bytes()
+    for damaged in (raw[: len(raw) // 2], b"not a checkpoint" * 4):
+        ck.write_bytes(damaged)
+        with pytest.raises(InputError, match="ck.pt: corrupt checkpoint"):
+            load_checkpoint(ck)
+    ck.unlink()
+    assert load_checkpoint(ck) is None

@@ -34,7 +34,7 @@ _API: dict[str, str] = {
     "SSPGrid": "photopop.populations.ssp",
     "read_sed_table": "photopop.datasets.sed_table",
     "simulate_ifu_survey": "photopop.simulate.ifu",
-    "SEDRegressor": "photopop.training.fit",
+    "SEDRegressor": "photopop.training.sed_regressor",
     "ImageEstimator": "photopop.training.image_estimator",
     "load_model": "photopop.inference.predictors",
     "predict_catalog": "photopop.inference.catalog",

@@ -211,7 +211,7 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..experiments.sed_cv import load_table
-    from ..training.fit import SEDRegressor, SEDRegressorConfig
+    from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
     if args.estimator == "posterior":
         return _train_posterior(args)

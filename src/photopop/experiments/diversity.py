@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..evaluation.metrics import robust_sigma
 from ..io import write_json_atomic
 from ..simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
-from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from ..training.fit import TrainConfig
+from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 from .sed_cv import SEDCVConfig, derived_seed
 
 

@@ -40,7 +40,8 @@ from ..outputs import replace_output
 from ..models.saved import SavedSEDModel, extract_magnitudes
 from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation
-from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig, train_network
+from ..training.fit import TrainConfig, train_network
+from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 from .sed_cv import derived_seed, load_table
 
 MODELS = ("baseline", "noise_aware", "masked")

@@ -54,7 +54,8 @@ from ..models.template_library import (
     fit_template_library,
 )
 from ..splits import carve_validation, make_folds, normalise_scheme
-from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from ..training.fit import TrainConfig
+from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
 METHODS = ("cnn", "constant", "random", "random_forest", "template_fit", "template_grid", "floor")
 #: what a run computes unless told otherwise (template_grid, the classic delayed-tau grid, on request)

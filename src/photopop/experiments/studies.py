@@ -29,7 +29,8 @@ from ..evaluation.metrics import nmad, scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import RandomDrawBaseline
 from ..splits import carve_validation, make_folds, normalise_scheme, subsample_training
-from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from ..training.fit import TrainConfig
+from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 from .sed_cv import SEDCVConfig, derived_seed
 
 Progress = Callable[[str], None]

@@ -36,7 +36,8 @@ from ..models.ensemble import SEDEnsemble
 from ..models.saved import extract_magnitudes, table_hash
 from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation, make_folds
-from ..training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from ..training.fit import TrainConfig
+from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 from .sed_cv import derived_seed, load_table
 
 

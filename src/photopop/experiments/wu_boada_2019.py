@@ -43,7 +43,8 @@ from ..evaluation.metrics import scores
 from ..evaluation.mzr_analysis import mzr_comparison
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomForestBaseline, RandomForestConfig
-from ..models.image_regressor import ImageModelConfig, ImageSource, as_image_source, fit_input_normalisation
+from ..models.image_regressor import ImageModelConfig
+from ..models.image_source import ImageSource, as_image_source, fit_input_normalisation
 from ..simulate.images import ImageSurveyConfig, simulate_image_survey
 from ..simulate.mzr import LabelConfig, fmr_oh, mzr_tremonti04
 from ..splits import make_folds

@@ -12,13 +12,9 @@ Layer groups (for frozen training and discriminative learning rates): 0 = stem +
 
 Pretrained weights
 ------------------
-``pretrained``: 'none' (random initialisation), 'imagenet' (torchvision's ImageNet weights: read
-from the torch hub cache, else downloaded with a short timeout; failure is an error), 'auto' (as
-'imagenet' but falls back to random initialisation with a warning) or the path of a torchvision
-ResNet state dict. ImageNet filters expect RGB; photopop's bands run from blue to red (g, r, i), so
-the first convolution's input channels are reversed: band 0 <- B, band 1 <- G, band 2 <- R (the
-paper's *irg* colour composite). For other band counts the RGB filters are averaged over colour
-and replicated (scaled by 3 / n_bands).
+``pretrained``: 'none', 'imagenet', 'auto' or the path of a torchvision ResNet state dict; see
+`photopop.models.pretrained` (ImageNet filters are mapped onto the bands blue to red). Images are read
+through `photopop.models.image_source.ImageSource`, which also fits the input normalisation.
 
 Normalisation
 -------------
@@ -53,12 +49,6 @@ mu = mean of view means, sigma^2 = mean of view variances + variance of view mea
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import tempfile
-import tomllib
-import urllib.request
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -70,15 +60,13 @@ from torch import nn
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
-from ..io import dumps_json, torch_save
-from ..outputs import replace_output
-from .augment import N_D4, block_rebin, d4_stack, tta_mean
-from .folder_checks import read_meta, verify_checksums, write_checksums
+from .amp import autocast
+from .augment import N_D4, d4_stack, tta_mean
+from .image_source import INPUT_TRANSFORMS, PIXEL_KINDS, ImageSource, as_image_source
+from .pretrained import ARCHS, adapt_first_conv, load_pretrained_state
+from .saved import load_weights, read_model_folder, write_model_folder
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
 
-ARCHS = ("resnet18", "resnet34", "resnet50")
-INPUT_TRANSFORMS = ("linear", "asinh")
-MODEL_FILES = ("model.pt", "config.toml", "normalisation.json", "meta.json")
 #: training losses: 'rmse' (the paper: one output per target) or 'gaussian_nll' (mean and log-variance)
 IMAGE_LOSSES = ("rmse", "gaussian_nll")
 
@@ -127,252 +115,6 @@ class ImageModelConfig:
             raise InputError(f"softening values must be finite and > 0, got {self.softening}")
         return self
 
-
-# --------------------------------------------------------------------------------------------
-# data access and normalisation fitting
-# --------------------------------------------------------------------------------------------
-PIXEL_KINDS = ("flux", "rgb8")
-#: sources smaller than this are read into memory once (random access to HDF5 chunks is slow)
-IN_MEMORY_BYTES = 2 * 1024**3
-
-
-def _take_array(images: Any, idx: np.ndarray) -> np.ndarray:
-    """images[idx] as float32 for a numpy array, tensor or HDF5 dataset (which needs increasing indices)."""
-    if isinstance(images, np.ndarray):
-        return np.asarray(images[idx], dtype=np.float32)
-    if isinstance(images, torch.Tensor):
-        return images[torch.from_numpy(idx)].float().numpy()
-    uniq, inv = np.unique(idx, return_inverse=True)
-    if uniq.size and uniq[-1] - uniq[0] + 1 == uniq.size:
-        block = images[int(uniq[0]):int(uniq[-1]) + 1]
-    else:
-        block = images[uniq]
-    return np.asarray(block, dtype=np.float32)[inv.ravel()]
-
-
-@dataclass
-class ImageSource:
-    """Uniform read access to (n, C, H, W) float32 images by row index, whatever stores them.
-
-    `bands` names the channels (None if unknown); `pixel_kind` is 'flux' (calibrated pixels, e.g.
-    nanomaggies) or 'rgb8' (8-bit colour composites scaled to [0, 1], channels reordered to the
-    bands' blue-to-red order). Build one with `as_image_source`.
-    """
-
-    reader: Callable[[np.ndarray], np.ndarray]
-    shape: tuple[int, int, int, int]
-    bands: tuple[str, ...] | None = None
-    pixel_kind: str = "flux"
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def image_size(self) -> int:
-        return self.shape[2]
-
-    def take(self, idx: Any) -> np.ndarray:
-        """float32 (k, C, H, W) images of rows `idx` (any order, repeats allowed)."""
-        idx = np.asarray(idx, dtype=np.int64).ravel()
-        if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
-            raise InputError(f"image index out of range for {self.shape[0]} images")
-        if idx.size == 0:
-            return np.empty((0, *self.shape[1:]), dtype=np.float32)
-        return self.reader(idx)
-
-    def rebinned(self, pixels: int) -> "ImageSource":
-        """A view of these images block-averaged to pixels x pixels (`augment.block_rebin`), on the fly."""
-        n, c, h, _ = self.shape
-        if pixels == h:
-            return self
-        block_rebin(np.zeros((1, 1, h, h), np.float32), pixels)  # validates the factor now
-        return ImageSource(lambda idx: block_rebin(self.reader(idx), pixels), (n, c, pixels, pixels),
-                           self.bands, self.pixel_kind)
-
-    def in_memory(self, max_bytes: int = IN_MEMORY_BYTES) -> "ImageSource":
-        """The same images read once into RAM if they take at most `max_bytes`, else self."""
-        n, c, h, w = self.shape
-        if n * c * h * w * 4 > max_bytes:
-            return self
-        arr = np.empty(self.shape, dtype=np.float32)
-        for start in range(0, n, 1024):
-            arr[start:start + 1024] = self.reader(np.arange(start, min(start + 1024, n)))
-        return ImageSource(lambda idx: arr[idx], self.shape, self.bands, self.pixel_kind)
-
-
-def as_image_source(obj: Any, bands: Sequence[str] | None = None, use: str = "images") -> ImageSource:
-    """An `ImageSource` from an ImageSet (its calibrated `images`, or `rgb` composites with
-    ``use='rgb'``), a numpy array / torch tensor / h5py dataset of shape (n, C, H, W), or a source.
-    """
-    if isinstance(obj, ImageSource):
-        return obj
-    if hasattr(obj, "images") and callable(obj.images) and hasattr(obj, "image_shape"):  # ImageSet
-        n, (h, w) = len(obj), tuple(obj.image_shape)
-        if use == "images":
-            return ImageSource(lambda idx: np.asarray(obj.images(idx), dtype=np.float32), (n, 3, h, w),
-                               tuple(obj.bands), "flux")
-        if use == "rgb":
-            channels = list(obj.rgb_channels)  # display order (i, r, g): reverse to blue-to-red
-            order = [channels.index(b) for b in reversed(channels)]
-
-            def read_rgb(idx: np.ndarray) -> np.ndarray:
-                rgb = np.asarray(obj.rgb(idx))
-                return np.ascontiguousarray(rgb[..., order].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
-
-            return ImageSource(read_rgb, (n, 3, h, w), tuple(reversed(channels)), "rgb8")
-        raise InputError(f"use must be 'images' or 'rgb', got {use!r}")
-    shape = tuple(int(v) for v in getattr(obj, "shape", ()))
-    if len(shape) != 4:
-        raise InputError(f"images must be an array (n, bands, height, width); got shape {shape}")
-    if bands is not None and len(bands) != shape[1]:
-        raise InputError(f"{len(bands)} band names for images with {shape[1]} channels")
-    return ImageSource(lambda idx: _take_array(obj, idx), shape,  # type: ignore[arg-type]
-                       None if bands is None else tuple(str(b) for b in bands), "flux")
-
-
-def fit_input_normalisation(images: ImageSource, idx: np.ndarray, transform: str = "linear",
-                            softening_factor: float = 1.0, softening: Sequence[float] | None = None,
-                            chunk: int = 256, n_soft: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-band (softening, mean, std) of the input transform over the training images `idx`.
-
-    Softening (asinh only) = `softening` if given, else factor x NMAD of the pixels of up to
-    `n_soft` training images (the noise level where sky dominates; the standard deviation if the
-    NMAD is 0).
-    Mean and std are exact over all pixels of all `idx` images, accumulated in float64 chunk by
-    chunk (bounded memory). Raises InputError for non-finite pixels or constant bands.
-    """
-    if transform not in INPUT_TRANSFORMS:
-        raise InputError(f"unknown input_transform {transform!r}; use one of {list(INPUT_TRANSFORMS)}")
-    idx = np.sort(np.asarray(idx, dtype=np.int64))
-    if idx.size < 1:
-        raise InputError("no training images to fit the input normalisation")
-    n_bands = int(images.shape[1])
-    soft = np.ones(n_bands)
-    if transform == "asinh" and softening:
-        soft = np.asarray(softening, dtype=np.float64)
-        if soft.shape != (n_bands,) or np.any(~np.isfinite(soft)) or np.any(soft <= 0):
-            raise InputError(f"softening must be {n_bands} finite positive values, got {list(softening)}")
-    elif transform == "asinh":
-        sample = images.take(idx[:: max(1, idx.size // n_soft)][:n_soft]).astype(np.float64)
-        pix = sample.transpose(1, 0, 2, 3).reshape(n_bands, -1)
-        med = np.median(pix, axis=1, keepdims=True)
-        nmad = 1.4826 * np.median(np.abs(pix - med), axis=1)
-        soft = softening_factor * np.where(nmad > 0, nmad, pix.std(axis=1))
-        if np.any(~np.isfinite(soft)) or np.any(soft <= 0):
-            raise InputError(f"cannot fit the asinh softening: bands with constant or non-finite pixels ({soft})")
-    mean = np.zeros(n_bands)
-    m2 = np.zeros(n_bands)
-    count = 0
-    for start in range(0, idx.size, chunk):  # Chan et al. pairwise update: no cancellation
-        x = images.take(idx[start:start + chunk]).astype(np.float64)
-        if not np.all(np.isfinite(x)):
-            raise InputError("training images contain NaN/inf pixels; fill or drop them first")
-        if transform == "asinh":
-            x = np.arcsinh(x / soft[None, :, None, None])
-        k = x.shape[0] * x.shape[2] * x.shape[3]
-        m_b = x.mean(axis=(0, 2, 3))
-        m2_b = np.square(x - m_b[None, :, None, None]).sum(axis=(0, 2, 3))
-        delta = m_b - mean
-        tot = count + k
-        mean = mean + delta * (k / tot)
-        m2 = m2 + m2_b + delta**2 * (count * k / tot)
-        count = tot
-    std = np.sqrt(m2 / count)
-    if np.any(std <= 0):
-        raise InputError(f"band(s) {[int(i) for i in np.flatnonzero(std <= 0)]} are constant in the training images")
-    return soft, mean, std
-
-
-# --------------------------------------------------------------------------------------------
-# pretrained weights
-# --------------------------------------------------------------------------------------------
-def _weights_enum(arch: str) -> Any:
-    from torchvision import models as tvm
-
-    return {"resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1, "resnet34": tvm.ResNet34_Weights.IMAGENET1K_V1,
-            "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V2}[arch]
-
-
-#: URLs whose download failed in this process (not retried: one timeout per run, not one per model)
-_FAILED_DOWNLOADS: dict[str, str] = {}
-
-
-def _download(url: str, dest: Path, timeout: float) -> None:
-    """Download `url` to `dest` atomically with a socket timeout; check torchvision's sha256 prefix."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-                h.update(chunk)
-        prefix = dest.stem.rsplit("-", 1)[-1]
-        if not h.hexdigest().startswith(prefix):
-            raise OSError(f"checksum of {url} does not start with {prefix}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_pretrained_state(arch: str, pretrained: str, download: bool = True,
-                          timeout: float = 10.0) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """(state dict or None, description of the source) for a `pretrained` setting; see the module doc."""
-    if arch not in ARCHS:
-        raise InputError(f"unknown architecture {arch!r}; use one of {list(ARCHS)}")
-    choice = str(pretrained)
-    if choice == "none":
-        return None, "random"
-    if choice in ("auto", "imagenet"):
-        weights = _weights_enum(arch)
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        if not cache.exists():
-            try:
-                if not download:
-                    raise OSError(f"{cache} is not in the torch hub cache and downloads are off")
-                if weights.url in _FAILED_DOWNLOADS:
-                    raise OSError(f"download failed earlier in this process ({_FAILED_DOWNLOADS[weights.url]})")
-                try:
-                    _download(weights.url, cache, timeout)
-                except Exception as exc:
-                    _FAILED_DOWNLOADS[weights.url] = f"{type(exc).__name__}: {exc}"
-                    raise
-            except Exception as exc:  # no network, timeout, bad checksum
-                msg = (f"cannot load ImageNet weights for {arch} ({type(exc).__name__}: {exc}); "
-                       f"put {Path(weights.url).name} into {cache.parent} or pass a weights file")
-                if choice == "imagenet":
-                    raise InputError(msg) from exc
-                warnings.warn(msg + "; using RANDOM initialisation instead", RuntimeWarning, stacklevel=2)
-                return None, "random (ImageNet weights unavailable)"
-        return _read_state(cache), f"imagenet:{cache.name}"
-    path = Path(choice)
-    if not path.exists():
-        raise InputError(f"pretrained weights file {path} not found (or use 'auto', 'imagenet', 'none')")
-    return _read_state(path), f"file:{path.name}"
-
-
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read a PyTorch state dict ({exc})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise InputError(f"{path}: not a state dict")
-    return state
-
-
-def _adapt_first_conv(weight: torch.Tensor, n_bands: int) -> torch.Tensor:
-    """ImageNet RGB filters -> filters for `n_bands` bands ordered blue to red."""
-    if weight.shape[1] != 3:
-        if weight.shape[1] == n_bands:
-            return weight
-        raise InputError(f"pretrained first convolution has {weight.shape[1]} input channels, the model {n_bands}")
-    if n_bands == 3:
-        return weight.flip(1)  # (R, G, B) -> (B, G, R): band 0 (bluest) <- B
-    return weight.mean(dim=1, keepdim=True).repeat(1, n_bands, 1, 1) * (3.0 / n_bands)
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +171,7 @@ class ImageRegressor(nn.Module):
             self.config.arch, self.config.pretrained, self.config.download, self.config.download_timeout_s)
         if state is not None:
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-            state["conv1.weight"] = _adapt_first_conv(state["conv1.weight"], n_bands)
+            state["conv1.weight"] = adapt_first_conv(state["conv1.weight"], n_bands)
         if n_bands != 3:
             body.conv1 = nn.Conv2d(n_bands, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if state is not None:
@@ -623,7 +365,7 @@ class ImageRegressor(nn.Module):
             for start in range(0, rows.size, batch_size):
                 sl = slice(start, start + batch_size)
                 xb = torch.from_numpy(np.ascontiguousarray(source.take(rows[sl])[:, order])).to(device)
-                with _autocast(device, use_amp):
+                with autocast(device, use_amp):
                     res = fn(xb)
                 out[sl] = res.double().cpu().numpy()
         finally:
@@ -645,39 +387,27 @@ class ImageRegressor(nn.Module):
                 "target": {"names": self.targets, "mean": self.out_mean.tolist(), "scale": self.out_std.tolist()}}
 
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None,
-             extra_meta: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
-        """Write the model folder atomically (see the module doc); returns its path. An existing folder
-        is replaced only if photopop wrote it as an image model with the same settings, or with `overwrite`."""
-        import tomli_w
-
-        path = Path(path)
+             extra_meta: dict[str, Any] | None = None, *, overwrite: bool = False,
+             extra_files: dict[str, str] | None = None) -> Path:
+        """Write the model folder atomically with `photopop.models.saved.write_model_folder` (kind
+        'image-model'; see the module doc) plus any `extra_files` (name -> text); returns its path. An
+        existing folder is replaced only if photopop wrote it as an image model with the same settings,
+        or with `overwrite`."""
         config = {"architecture": to_dict(self.config), **(extra_config or {})}
         meta = {**self.meta(), **(extra_meta or {})}
-        with replace_output(path, "image-model", {"config": config, "meta": meta}, overwrite=overwrite) as tmp:
-            torch_save({k: v.detach().cpu() for k, v in self.state_dict().items()}, tmp / "model.pt")
-            (tmp / "config.toml").write_text(tomli_w.dumps(config))
-            (tmp / "normalisation.json").write_text(dumps_json(self.normalisation()) + "\n")
-            (tmp / "meta.json").write_text(dumps_json(meta) + "\n")
-            write_checksums(tmp)
-        return path
+        return write_model_folder(path, self.state_dict(), config, self.normalisation(), meta, extra_files,
+                                  kind="image-model", overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "ImageRegressor":
-        """Read a model folder written by `save` (never downloads anything)."""
+        """Read a model folder written by `save` with `photopop.models.saved.read_model_folder` (never
+        downloads anything) and move it to `map_location`."""
         path = Path(path)
-        if not path.is_dir():
-            raise InputError(f"{path}: no such model folder")
-        missing = [n for n in MODEL_FILES if not (path / n).exists()]
-        if missing:
-            raise InputError(f"{path}: not a complete image model folder, missing {missing}")
-        verify_checksums(path, list(MODEL_FILES))
-        try:
-            config = tomllib.loads((path / "config.toml").read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise InputError(f"{path}/config.toml: cannot read ({exc})") from exc
-        meta = read_meta(path)
+        config, _, meta, state = read_model_folder(path)
         if meta.get("input_kind") != "image":
             raise MismatchError(f"{path}: not an image model (input_kind={meta.get('input_kind')!r})")
+        if not isinstance(config.get("architecture", {}), dict):
+            raise InputError(f"{path / 'config.toml'}: [architecture] must be a table")
         arch = from_dict(ImageModelConfig, config.get("architecture", {}))
         source = meta.get("pretrained_source", "")
         arch = dataclasses.replace(arch, pretrained="none")  # the weights come from model.pt
@@ -688,33 +418,8 @@ class ImageRegressor(nn.Module):
             raise InputError(f"{path}/meta.json lacks {exc}") from exc
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}/meta.json: ill-typed entries ({exc})") from exc
-        try:
-            state = torch.load(path / "model.pt", map_location=map_location, weights_only=True)
-            model.load_state_dict(state)
-        except Exception as exc:
-            raise InputError(f"{path}/model.pt: cannot load weights ({exc})") from exc
+        load_weights(model, state, path)
         model.pretrained_source = source
         model.set_sigma_scale(meta.get("sigma_scale"))
         model.extra_config = {k: v for k, v in config.items() if k != "architecture"}
-        return model.eval()
-
-
-class _NullContext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def amp_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where the GPU supports it, else fp16 (CUDA); bf16 on CPU."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16
-
-
-def _autocast(device: torch.device, enabled: bool) -> Any:
-    if not enabled:
-        return _NullContext()
-    return torch.autocast(device_type=device.type, dtype=amp_dtype(device))
+        return model.to(map_location).eval()

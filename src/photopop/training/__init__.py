@@ -1,4 +1,5 @@
-"""photopop.training: the SED CNN training loop (early stopping, checkpoints, resume), `SEDRegressor`, Optuna tuning."""
+"""photopop.training: the one training loop (early stopping, checkpoints, exact resume), the SED and image
+trainers that supply its step, the estimators `SEDRegressor` and `ImageEstimator`, Optuna tuning."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 _EXPORTS = {
     "TrainConfig": "fit", "TrainResult": "fit", "train_network": "fit", "build_network": "fit",
-    "SEDRegressor": "fit", "SEDRegressorConfig": "fit",
+    "SEDRegressor": "sed_regressor", "SEDRegressorConfig": "sed_regressor",
+    "run_loop": "loop", "TrainStep": "loop",
+    "ImageFitConfig": "image_fit", "fit_image_regressor": "image_fit",
+    "ImageEstimator": "image_estimator", "ImageEstimatorConfig": "image_estimator",
     "resolve_device": "device",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "TuneConfig": "tune", "SearchSpace": "tune", "TuneResult": "tune",

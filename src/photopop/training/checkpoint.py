@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from ..errors import InputError
 from ..io import atomic_path, torch_save
 
 CHECKPOINT_VERSION = 1
+#: what torch.load raises for a truncated, damaged or foreign file (anything else is a bug and propagates)
+_LOAD_ERRORS = (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -37,7 +40,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except _LOAD_ERRORS as exc:
         raise InputError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {exc}); delete it to start over") from exc
     if not isinstance(state, dict) or state.get("checkpoint_version") != CHECKPOINT_VERSION:
         raise InputError(f"{path}: not a photopop checkpoint (version {CHECKPOINT_VERSION}); delete it to start over")

@@ -1,6 +1,11 @@
-"""Training the SED CNN: the epoch loop (early stopping, checkpoints, resume) and `SEDRegressor`.
+"""Training the SED CNN (and the posterior flows): `train_network`, the SED step of the one loop.
 
-The loop follows Liew-Cain et al. (2021): MSE loss, Adam (or RMSprop), early stopping on the
+`train_network` checks the arrays and hands `SEDStep` (data order, augmentation, loss, validation,
+history records) to `photopop.training.loop.run_loop`, which does the epochs, early stopping,
+best-weight restore, checkpoints and resume. The estimator on top is
+`photopop.training.sed_regressor.SEDRegressor`.
+
+The training follows Liew-Cain et al. (2021): MSE loss, Adam (or RMSprop), early stopping on the
 *validation* loss with patience 25 and at most 5000 epochs, best weights restored at the end.
 It keeps all tensors on the device and draws one permutation per epoch (no DataLoader), so an
 epoch over 20 000 spaxels takes well under a second on a laptop CPU.
@@ -20,28 +25,24 @@ rate and per-target MSE in label units (dex^2).
 from __future__ import annotations
 
 import math
-import sys
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .. import __version__
-from ..config import from_dict, to_dict
-from ..datasets.frames import as_frame
+from ..config import to_dict
 from ..errors import InputError
 from ..io import dumps_json
-from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
-from ..models.saved import SavedSEDModel, check_finite, extract_magnitudes, table_hash
+from ..models.normalise import Standardiser
 from ..models.sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
-from ..photometry.magnitudes import as_range
-from .checkpoint import data_fingerprint, load_checkpoint, save_checkpoint, settings_fingerprint
+from .checkpoint import data_fingerprint, settings_fingerprint
 from .device import resolve_device
+from .loop import Callback, TrainStep, run_loop, seeded_run
 
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("none", "plateau")
@@ -147,13 +148,6 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
                                weight_decay=config.weight_decay)
 
 
-def _progress(total: int, initial: int, quiet: bool):
-    from tqdm.auto import tqdm
-
-    disable = quiet or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
-    return tqdm(total=total, initial=initial, disable=disable, unit="epoch", desc="training", leave=False)
-
-
 def train_network(
     model: nn.Module,
     x_train: np.ndarray,
@@ -166,7 +160,7 @@ def train_network(
     target_names: Sequence[str] | None = None,
     target_scale: np.ndarray | None = None,
     quiet: bool = False,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
+    callback: Callback | None = None,
     x_train_sd: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `model` in place on standardised arrays; returns learning curves (best weights restored).
@@ -223,17 +217,14 @@ def train_network(
 
     fingerprint = settings_fingerprint({"settings": _fingerprint_settings(model, config),
                                         "data": data_fingerprint(x_train, y_train, x_val, y_val)})
-    devices = [device.index or 0] if device.type == "cuda" else []
-    threads = torch.get_num_threads()
-    if config.num_threads > 0:
-        torch.set_num_threads(int(config.num_threads))
-    try:
-        with torch.random.fork_rng(devices=devices):
-            return _train(model, x_train, y_train, x_val, y_val, config, device, fingerprint,
-                          Path(checkpoint_path) if checkpoint_path else None, names, scale2, quiet, callback,
-                          x_train_sd, mask_mode)
-    finally:
-        torch.set_num_threads(threads)
+    with seeded_run(device, config.seed, config.num_threads):
+        step = SEDStep(model, x_train, y_train, x_val, y_val, config, device, names, scale2, x_train_sd, mask_mode)
+        res = run_loop(step, max_epochs=config.max_epochs, patience=config.patience, min_delta=config.min_delta,
+                       checkpoint_path=checkpoint_path, checkpoint_every=config.checkpoint_every,
+                       fingerprint=fingerprint, callback=callback, quiet=quiet)
+    return TrainResult(history=pd.DataFrame(res.history), best_epoch=res.best_epoch, best_val_loss=res.best_loss,
+                       epochs_run=res.epochs_run, stopped_early=res.stopped_early,
+                       resumed_from_epoch=res.resumed_from_epoch)
 
 
 def mask_channels(x: np.ndarray) -> np.ndarray:
@@ -262,144 +253,106 @@ def batch_terms(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return loss_terms(model(x), y, heteroscedastic)
 
 
-def _train(model, x_train, y_train, x_val, y_val, config: TrainConfig, device: torch.device, fingerprint: str,
-           ckpt: Path | None, names: list[str], scale2: np.ndarray, quiet: bool, callback,
-           x_sd: np.ndarray | None = None, mask_mode: bool = False) -> TrainResult:
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    # augmentation draws come from their own stream: the default trajectory is unchanged
-    aug = torch.Generator().manual_seed(config.seed + 7919)
-    hetero = config.loss == "gaussian_nll"
-    if mask_mode:
-        x_train, x_val = mask_channels(x_train), mask_channels(x_val)
-    model.to(device)
-    opt = _make_optimizer(model, config)
-    sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=config.lr_factor,
-                                                        patience=config.lr_patience, min_lr=config.min_lr)
-             if config.lr_schedule == "plateau" else None)
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y_train, dtype=torch.float32, device=device)
-    xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
-    yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
-    sdt = (torch.as_tensor(np.nan_to_num(x_sd), dtype=torch.float32, device=device)
-           if x_sd is not None else None)
-    n = xt.shape[0]
-    bs = int(config.batch_size)
+class SEDStep(TrainStep):
+    """The SED trainer's part of the loop: one seeded permutation per epoch (``torch.Generator``),
+    noise / band-dropout augmentation from its own generator, the MSE / Gaussian-NLL (or the model's own)
+    loss, validation in eval mode, the ReduceLROnPlateau schedule and the epoch's history record."""
 
-    epoch = 0
-    best_loss = math.inf
-    best_epoch = 0
-    bad = 0
-    stopped = False
-    best_state: dict[str, torch.Tensor] | None = None
-    history: list[dict[str, float]] = []
-    resumed_from = 0
+    def __init__(self, model: nn.Module, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
+                 y_val: np.ndarray, config: TrainConfig, device: torch.device, names: list[str],
+                 scale2: np.ndarray, x_sd: np.ndarray | None = None, mask_mode: bool = False) -> None:
+        self.config, self.device, self.names, self.scale2, self.mask_mode = config, device, names, scale2, mask_mode
+        self.model = model
+        self.y_train, self.y_val = y_train, y_val
+        self.gen = torch.Generator().manual_seed(config.seed)
+        # augmentation draws come from their own stream: the default trajectory is unchanged
+        self.aug = torch.Generator().manual_seed(config.seed + 7919)
+        self.hetero = config.loss == "gaussian_nll"
+        if mask_mode:
+            x_train, x_val = mask_channels(x_train), mask_channels(x_val)
+        model.to(device)
+        self.optimizer = _make_optimizer(model, config)
+        self.sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience, min_lr=config.min_lr)
+            if config.lr_schedule == "plateau" else None)
+        self.xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
+        self.yt = torch.as_tensor(y_train, dtype=torch.float32, device=device)
+        self.xv = torch.as_tensor(x_val, dtype=torch.float32, device=device)
+        self.yv = torch.as_tensor(y_val, dtype=torch.float32, device=device)
+        self.sdt = (torch.as_tensor(np.nan_to_num(x_sd), dtype=torch.float32, device=device)
+                    if x_sd is not None else None)
+        self._terms: tuple[torch.Tensor | None, torch.Tensor] | None = None
 
-    state = load_checkpoint(ckpt) if ckpt else None
-    if state is not None and state.get("fingerprint") != fingerprint:
-        warnings.warn(f"{ckpt}: checkpoint was made with other settings or data; starting over", stacklevel=3)
-        state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("scheduler") is not None:
-            sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("aug_rng") is not None:
-            aug.set_state(state["aug_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        gen.set_state(state["gen_rng"])
-        epoch = int(state["epoch"])
-        best_loss = float(state["best_loss"])
-        best_epoch = int(state["best_epoch"])
-        bad = int(state["bad_epochs"])
-        stopped = bool(state["stopped_early"])
-        best_state = state["best_state"]
-        history = list(state["history"])
-        resumed_from = epoch
-    else:
-        rng = np.random.default_rng(config.seed)
+    def initial_record(self) -> dict[str, Any]:
+        """Epoch 0: the loss of labels drawn at random from the training labels (Liew-Cain Fig. 4)."""
+        y_train, y_val, names, scale2 = self.y_train, self.y_val, self.names, self.scale2
+        rng = np.random.default_rng(self.config.seed)
         tr0 = _random_label_mse(y_train, y_train, rng)
         va0 = _random_label_mse(y_val, y_train, rng)
-        f0 = 0.5 if hetero else 1.0  # NLL with unit variance = half the MSE (constant dropped)
-        rec0: dict[str, float] = {"epoch": 0, "train_loss": float(f0 * tr0.mean()), "val_loss": float(f0 * va0.mean()),
-                                  "lr": float(config.learning_rate)}
-        if callable(getattr(model, "loss_terms", None)):  # a density: -log N(y; 0, I), the standardised prior
+        f0 = 0.5 if self.hetero else 1.0  # NLL with unit variance = half the MSE (constant dropped)
+        rec0: dict[str, Any] = {"epoch": 0, "train_loss": float(f0 * tr0.mean()), "val_loss": float(f0 * va0.mean()),
+                                "lr": float(self.config.learning_rate)}
+        if callable(getattr(self.model, "loss_terms", None)):  # a density: -log N(y; 0, I), the standardised prior
             c = 0.5 * y_train.shape[1] * math.log(2 * math.pi)
             rec0["train_loss"] = float(0.5 * (y_train ** 2).sum(axis=1).mean() + c)
             rec0["val_loss"] = float(0.5 * (y_val ** 2).sum(axis=1).mean() + c)
         for j, t in enumerate(names):
             rec0[f"train_mse_{t}"] = float(tr0[j] * scale2[j])
             rec0[f"val_mse_{t}"] = float(va0[j] * scale2[j])
-        history.append(rec0)
+        return rec0
 
-    def snapshot() -> dict[str, Any]:
-        return {
-            "fingerprint": fingerprint,
-            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "gen_rng": gen.get_state(), "aug_rng": aug.get_state(),
-            "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad,
-            "stopped_early": stopped, "best_state": best_state, "history": history,
-            "photopop_version": __version__,
-        }
+    def begin_epoch(self, epoch: int) -> None:
+        self.model.train()
+        self.sse = torch.zeros(self.yt.shape[1], dtype=torch.float64, device=self.device)
+        self.sloss = torch.zeros(self.yt.shape[1], dtype=torch.float64, device=self.device)
 
-    bar = _progress(config.max_epochs, min(epoch, config.max_epochs), quiet)
-    try:
-        while not stopped and epoch < config.max_epochs:
-            epoch += 1
-            model.train()
-            perm = torch.randperm(n, generator=gen).to(device)
-            sse = torch.zeros(yt.shape[1], dtype=torch.float64, device=device)
-            sloss = torch.zeros(yt.shape[1], dtype=torch.float64, device=device)
-            for start in range(0, n, bs):
-                idx = perm[start:start + bs]
-                xb, yb = xt[idx], yt[idx]
-                if sdt is not None or config.band_dropout > 0:
-                    xb = _augment(xb, sdt[idx] if sdt is not None else None, config.band_dropout, aug, mask_mode,
-                                  getattr(model, "n_bands", None))
-                opt.zero_grad(set_to_none=True)
-                err, terms = batch_terms(model, xb, yb, hetero)
-                loss = terms.mean()
-                loss.backward()
-                opt.step()
-                sse += (err.detach() ** 2).sum(dim=0).double() if err is not None else math.nan
-                sloss += terms.detach().sum(dim=0).double()
-            train_mse = (sse / n).cpu().numpy()
-            train_loss = float((sloss / n).mean().cpu())
-            val_mse, val_terms = _evaluate_terms(model, xv, yv, hetero=hetero)
-            val_loss = float(val_terms.mean())
-            if sched is not None:
-                sched.step(val_loss)
-            if val_loss < best_loss - config.min_delta:
-                best_loss, best_epoch, bad = val_loss, epoch, 0
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-            stopped = bad >= config.patience
-            rec = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                   "lr": float(opt.param_groups[0]["lr"])}
-            for j, t in enumerate(names):
-                rec[f"train_mse_{t}"] = float(train_mse[j] * scale2[j])
-                rec[f"val_mse_{t}"] = float(val_mse[j] * scale2[j])
-            history.append(rec)
-            bar.update(1)
-            bar.set_postfix(train=f"{rec['train_loss']:.4g}", val=f"{val_loss:.4g}", best=best_epoch)
-            if ckpt and (epoch % config.checkpoint_every == 0 or stopped or epoch >= config.max_epochs):
-                save_checkpoint(ckpt, snapshot())
-            if callback is not None:
-                callback(epoch, rec)
-    finally:
-        bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return TrainResult(history=pd.DataFrame(history), best_epoch=best_epoch, best_val_loss=best_loss,
-                       epochs_run=epoch, stopped_early=stopped, resumed_from_epoch=resumed_from)
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, bs, cfg = self.xt.shape[0], int(self.config.batch_size), self.config
+        perm = torch.randperm(n, generator=self.gen).to(self.device)
+        for start in range(0, n, bs):
+            idx = perm[start:start + bs]
+            xb, yb = self.xt[idx], self.yt[idx]
+            if self.sdt is not None or cfg.band_dropout > 0:
+                xb = _augment(xb, self.sdt[idx] if self.sdt is not None else None, cfg.band_dropout, self.aug,
+                              self.mask_mode, getattr(self.model, "n_bands", None))
+            yield xb, yb
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        self._terms = batch_terms(self.model, batch[0], batch[1], self.hetero)
+        return self._terms[1].mean()
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        err, terms = self._terms  # type: ignore[misc]
+        self.sse += (err.detach() ** 2).sum(dim=0).double() if err is not None else math.nan
+        self.sloss += terms.detach().sum(dim=0).double()
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        n = self.xt.shape[0]
+        train_mse = (self.sse / n).cpu().numpy()
+        train_loss = float((self.sloss / n).mean().cpu())
+        val_mse, val_terms = _evaluate_terms(self.model, self.xv, self.yv, hetero=self.hetero)
+        val_loss = float(val_terms.mean())
+        if self.sched is not None:
+            self.sched.step(val_loss)
+        rec: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                               "lr": float(self.optimizer.param_groups[0]["lr"])}
+        for j, t in enumerate(self.names):
+            rec[f"train_mse_{t}"] = float(train_mse[j] * self.scale2[j])
+            rec[f"val_mse_{t}"] = float(val_mse[j] * self.scale2[j])
+        return rec
+
+    def state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "gen_rng": self.gen.get_state(), "aug_rng": self.aug.get_state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sched is not None and state.get("scheduler") is not None:
+            self.sched.load_state_dict(state["scheduler"])
+        if state.get("aug_rng") is not None:
+            self.aug.set_state(state["aug_rng"])
+        self.gen.set_state(state["gen_rng"])
 
 
 def _augment(xb: torch.Tensor, sdb: torch.Tensor | None, dropout: float, gen: torch.Generator,
@@ -449,218 +402,25 @@ def build_network(n_inputs: int, n_outputs: int, config: SEDCNNConfig, seed: int
         return SEDCNN(n_inputs, n_outputs, config)
 
 
-def history_files(result: TrainResult | None) -> dict[str, str]:
-    """history.csv / history.json of a training run, the extra files every trained model folder carries."""
+def history_files(result: Any) -> dict[str, str]:
+    """history.csv / history.json of a training run (a `TrainResult`, an image `ImageFitResult`: anything
+    with a ``history`` DataFrame; None gives none), the extra files every trained model folder carries."""
     if result is None:
         return {}
     return {"history.csv": result.history.to_csv(index=False),
             "history.json": dumps_json(result.history.to_dict(orient="records")) + "\n"}
 
 
-# -- the estimator ---------------------------------------------------------------------------------
-@dataclass
-class SEDRegressorConfig:
-    """Everything that defines a trained SED model.
-
-    targets: label columns to predict with one multi-output network (train one regressor per target
-    for the paper's one-model-per-target setup). input_kind: 'mag' | 'colour' | 'flux'
-    (see photopop.models.normalise); ref_band: colour reference ('' = middle band).
-    val_fraction / val_scheme: validation carved from the training rows by
-    `photopop.splits.carve_validation`; scheme 'auto' = by galaxy ('B') when galaxy ids are known,
-    else random rows. nan_policy: 'refuse' (NaN magnitudes are an error) or 'mask' (input_kind 'mag'
-    only: the network gets a presence-mask channel, is trained with ``train.band_dropout`` and then
-    accepts NaN for missing bands). With ``train.loss = 'gaussian_nll'`` the model also predicts a
-    per-object sigma (``<target>_sigma`` columns).
-    """
-
-    targets: tuple[str, ...] = ("log_age",)
-    input_kind: str = "mag"
-    ref_band: str = ""
-    val_fraction: float = 0.2
-    val_scheme: str = "auto"
-    nan_policy: str = "refuse"
-    architecture: SEDCNNConfig = field(default_factory=SEDCNNConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-
-class SEDRegressor:
-    """scikit-learn-like estimator: ``SEDRegressor(config).fit(table).predict(df)``, ``.save``/``.load``."""
-
-    def __init__(self, config: SEDRegressorConfig | None = None):
-        self.config = config or SEDRegressorConfig()
-        self.model_: SavedSEDModel | None = None
-        self.result_: TrainResult | None = None
-
-    # -- fitting -----------------------------------------------------------------------------
-    def fit(self, data: Any, y: Any = None, *, bands: Sequence[str] | None = None,
-            filter_system: str | None = None, galaxy_ids: Any = None,
-            val_idx: Any = None, checkpoint_path: str | Path | None = None,
-            quiet: bool = True, callback: Callable[[int, dict[str, float]], None] | None = None,
-            magerr: Any = None) -> "SEDRegressor":
-        """Train on an SEDTable, a DataFrame (mag_<band> + target columns) or an array (+ `y`, `bands`).
-
-        Validation rows: `val_idx` (row positions) if given, else carved with `val_scheme`, grouped
-        by `galaxy_ids` (default: the table's galaxy_id column). Normalisation is fitted on the
-        remaining (fitting) rows only. `magerr` (n, n_bands) gives the magnitude errors for
-        ``train.noise_augment`` when `data` is an array (tables give their magerr_<band> columns).
-
-        Parameters
-        ----------
-        data : SEDTable, DataFrame, astropy Table/QTable or array
-            Training rows: ``mag_<band>`` columns (AB) and the target columns, or an (n, n_bands) array.
-        y : array_like, optional
-            (n, n_targets) targets when `data` is an array.
-        bands, filter_system : optional
-            Band names of an array's columns and their filter system (tables give their own).
-        galaxy_ids : array_like, optional
-            Groups for the validation split (default: the table's ``galaxy_id``).
-        val_idx : array_like of int, optional
-            Validation rows (default: carved by ``val_scheme``).
-        checkpoint_path : str or path, optional
-            Atomic checkpoints; an existing one of the same settings and data is resumed exactly.
-        quiet : bool
-            No progress bar.
-
-        Returns
-        -------
-        SEDRegressor
-            `self`, fitted: ``model_`` (the network with its normalisation) and ``result_`` (history).
-        """
-        data = as_frame(data, "training table")  # astropy Table/QTable -> DataFrame
-        cfg = self.config
-        check_kind(cfg.input_kind)
-        if cfg.nan_policy not in ("refuse", "mask"):
-            raise InputError(f"unknown nan_policy {cfg.nan_policy!r}; use 'refuse' or 'mask'")
-        mask_mode = cfg.nan_policy == "mask"
-        if mask_mode and cfg.input_kind != "mag":
-            raise InputError("nan_policy 'mask' needs input_kind 'mag' (colours/fluxes of missing bands are undefined)")
-        targets = list(cfg.targets)
-        if not targets:
-            raise InputError("no targets configured")
-        mags, bands_l, system, _ = extract_magnitudes(data, bands, filter_system)
-        frame = data.spaxels if hasattr(data, "spaxels") else data if isinstance(data, pd.DataFrame) else None
-        if y is None:
-            if frame is None:
-                raise InputError("an array of magnitudes needs targets `y`")
-            missing = [t for t in targets if t not in frame.columns]
-            if missing:
-                raise InputError(f"table lacks target column(s) {missing}")
-            yarr = frame[targets].to_numpy(dtype=np.float64)
-        else:
-            yarr = np.asarray(y, dtype=np.float64).reshape(len(mags), -1)
-            if yarr.shape[1] != len(targets):
-                raise InputError(f"y has {yarr.shape[1]} column(s) but {len(targets)} target(s) are configured")
-        if galaxy_ids is None and frame is not None and "galaxy_id" in frame.columns:
-            galaxy_ids = frame["galaxy_id"].to_numpy()
-        if mask_mode:
-            if np.isinf(mags).any():
-                raise InputError("training table: infinite magnitudes (use NaN for missing bands)")
-        else:
-            check_finite(mags, bands_l, "training table")
-        bad_y = ~np.isfinite(yarr)
-        if bad_y.any():
-            raise InputError(f"{int(bad_y.any(axis=1).sum())} training row(s) have NaN/inf targets "
-                             f"{[t for j, t in enumerate(targets) if bad_y[:, j].any()]}")
-        fit_idx, vidx = self._split(len(mags), galaxy_ids, val_idx)
-
-        ref = cfg.ref_band or None
-        # the magnitude range of an SED table (meta 'mag_range', default -10..40 AB) travels with the model
-        table_meta = getattr(data, "meta", None)
-        mag_range = as_range(table_meta.get("mag_range") if isinstance(table_meta, dict) else None)
-        feats = make_features(mags, bands_l, cfg.input_kind, ref, mag_range)
-        fnames = feature_names(bands_l, cfg.input_kind, ref)
-        in_norm = _fit_nan_standardiser(feats[fit_idx], fnames) if mask_mode else Standardiser.fit(feats[fit_idx], fnames)
-        tg_norm = Standardiser.fit(yarr[fit_idx], targets)
-        x = in_norm.transform(feats)
-        z = tg_norm.transform(yarr)
-        x_sd = None
-        if cfg.train.noise_augment:
-            err = _magerr_array(data, frame, magerr, bands_l, mags.shape)
-            x_sd = feature_noise(mags, err, bands_l, cfg.input_kind, ref) / in_norm.scale
-        hetero = cfg.train.loss == "gaussian_nll"
-        arch = cfg.architecture
-        if mask_mode and int(arch.in_channels) != 2:
-            from dataclasses import replace
-
-            arch = replace(arch, in_channels=2)
-        n_out = 2 * len(targets) if hetero else len(targets)
-        net = build_network(x.shape[1], n_out, arch, cfg.train.seed)
-        self.result_ = train_network(net, x[fit_idx], z[fit_idx], x[vidx], z[vidx], cfg.train,
-                                     checkpoint_path=checkpoint_path, target_names=targets,
-                                     target_scale=tg_norm.scale, quiet=quiet, callback=callback,
-                                     x_train_sd=x_sd[fit_idx] if x_sd is not None else None)
-        net.to("cpu")
-        meta = {"bands": bands_l, "filter_system": system, "targets": targets, "input_kind": cfg.input_kind,
-                "ref_band": resolve_ref_band(bands_l, ref) if cfg.input_kind == "colour" else None,
-                "nan_policy": cfg.nan_policy, "loss": cfg.train.loss, "photopop_version": __version__,
-                "mag_range": [mag_range.lo, mag_range.hi],
-                "train_table_hash": table_hash(mags, yarr),
-                "n_fit_rows": int(fit_idx.size), "n_val_rows": int(vidx.size),
-                "best_epoch": self.result_.best_epoch, "best_val_loss": self.result_.best_val_loss,
-                "epochs_run": self.result_.epochs_run, "stopped_early": self.result_.stopped_early}
-        extra = {"regressor": {k: v for k, v in to_dict(cfg).items() if k not in ("architecture", "train")},
-                 "train": to_dict(cfg.train)}
-        self.model_ = SavedSEDModel(net, in_norm, tg_norm, meta, extra)
-        return self
-
-    def _split(self, n: int, galaxy_ids: Any, val_idx: Any) -> tuple[np.ndarray, np.ndarray]:
-        cfg = self.config
-        return validation_split(n, galaxy_ids, val_idx, cfg.val_scheme, cfg.val_fraction, cfg.train.seed)
-
-    # -- prediction and folders ---------------------------------------------------------------------
-    def _fitted(self) -> SavedSEDModel:
-        if self.model_ is None:
-            raise InputError("this SEDRegressor is not fitted yet: call fit() or load()")
-        return self.model_
-
-    def predict(self, data: Any, **kw: Any) -> pd.DataFrame:
-        """One column per target; see `SavedSEDModel.predict` for band and filter-system checks.
-
-        Parameters
-        ----------
-        data : SEDTable, DataFrame, astropy Table/QTable or array
-            Rows with the model's ``mag_<band>`` columns (other columns are ignored).
-        **kw
-            ``bands``, ``filter_system`` (for arrays), ``batch_size``, ``device``, ``num_threads``.
-
-        Returns
-        -------
-        DataFrame
-            One column per target (and ``<target>_sigma`` for Gaussian-NLL models), the input's index.
-        """
-        return self._fitted().predict(as_frame(data), **kw)
-
-    @property
-    def history_(self) -> pd.DataFrame | None:
-        return self.result_.history if self.result_ is not None else None
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the model folder (model.pt, config.toml, normalisation.json, meta.json, history.csv/.json);
-        `overwrite` as in `SavedSEDModel.save`."""
-        return self._fitted().save(path, extra_files=history_files(self.result_), overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path: str | Path) -> "SEDRegressor":
-        """Read a model folder; the config is rebuilt from its config.toml."""
-        model = SavedSEDModel.load(path)
-        extra = dict(model.extra_config)
-        reg = dict(extra.get("regressor", {}))
-        try:
-            cfg = from_dict(SEDRegressorConfig, {**reg, "architecture": to_dict(model.network.config),
-                                                 "train": extra.get("train", {})})
-        except InputError:
-            cfg = SEDRegressorConfig(targets=tuple(model.targets), input_kind=model.meta["input_kind"],
-                                     architecture=model.network.config)
-        out = cls(cfg)
-        out.model_ = model
-        hist = Path(path) / "history.csv"
-        if hist.exists():
-            out.result_ = TrainResult(history=pd.read_csv(hist), best_epoch=int(model.meta.get("best_epoch", 0)),
-                                      best_val_loss=float(model.meta.get("best_val_loss", math.nan)),
-                                      epochs_run=int(model.meta.get("epochs_run", 0)),
-                                      stopped_early=bool(model.meta.get("stopped_early", False)))
-        return out
-
+def load_history(path: str | Path, meta: dict[str, Any]) -> TrainResult | None:
+    """The `TrainResult` of a model folder written with `history_files`: its history.csv and the
+    early-stopping summary its meta.json records (None when the folder has no history.csv)."""
+    hist = Path(path) / "history.csv"
+    if not hist.exists():
+        return None
+    return TrainResult(history=pd.read_csv(hist), best_epoch=int(meta.get("best_epoch", 0)),
+                       best_val_loss=float(meta.get("best_val_loss", math.nan)),
+                       epochs_run=int(meta.get("epochs_run", 0)),
+                       stopped_early=bool(meta.get("stopped_early", False)))
 
 
 def validation_split(n: int, galaxy_ids: Any, val_idx: Any, scheme: str, fraction: float,
@@ -691,41 +451,3 @@ def _fit_nan_standardiser(x: np.ndarray, names: Sequence[str]) -> Standardiser:
         bad = [names[j] for j in np.flatnonzero(~np.isfinite(mean) | ~np.isfinite(scale))]
         raise InputError(f"no measured training values in feature(s) {bad}")
     return Standardiser(list(names), mean, np.where(scale > 0, scale, 1.0))
-
-
-def _magerr_array(data: Any, frame: pd.DataFrame | None, magerr: Any, bands: Sequence[str],
-                  shape: tuple[int, ...]) -> np.ndarray:
-    """Magnitude errors (n, n_bands) for noise augmentation, from `magerr` or the magerr_<band> columns."""
-    if magerr is not None:
-        err = np.asarray(magerr, dtype=np.float64)
-    else:
-        if frame is None:
-            raise InputError("noise_augment with an array of magnitudes needs `magerr=`")
-        cols = [f"magerr_{b}" for b in bands]
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise InputError(f"noise_augment needs magnitude errors; table lacks column(s) {missing[:5]}")
-        err = frame[cols].to_numpy(dtype=np.float64)
-    if err.shape != tuple(shape):
-        raise InputError(f"magnitude errors must have shape {tuple(shape)}, got {err.shape}")
-    finite = np.isfinite(err)
-    if np.any(err[finite] < 0):
-        raise InputError("magnitude errors must be >= 0")
-    return np.where(finite, err, 0.0)
-
-
-def feature_noise(mags: np.ndarray, magerr: np.ndarray, bands: Sequence[str], kind: str,
-                  ref_band: str | None = None) -> np.ndarray:
-    """1-sigma noise of each input feature (physical units) from magnitude errors, to first order.
-
-    mag: sigma_m. colour m_b - m_ref: sqrt(sigma_b^2 + sigma_ref^2). flux f_b / median f:
-    0.4 ln10 f_b/med sigma_b (the median's own jitter is neglected).
-    """
-    if kind == "mag":
-        return np.asarray(magerr, dtype=np.float64).copy()
-    if kind == "colour":
-        ref = resolve_ref_band(bands, ref_band)
-        j = list(bands).index(ref)
-        keep = [i for i in range(len(bands)) if i != j]
-        return np.sqrt(magerr[:, keep] ** 2 + magerr[:, [j]] ** 2)
-    return 0.4 * math.log(10.0) * make_features(mags, bands, "flux") * magerr

@@ -19,6 +19,11 @@ random D4 element (flips and quarter turns) and a shift of up to ``round(shift_f
 pixels each; validation runs once per epoch without augmentation, and the weights of the epoch
 with the lowest validation loss are kept (no early stopping: the paper trains a fixed 10 epochs).
 
+The recipe is an `ImageStep` of the one training loop (`photopop.training.loop.run_loop`): the step
+brings the stages' optimisers and schedules, the data order and the loss; the loop runs the epochs,
+keeps the best epoch's weights and writes checkpoints (``checkpoint_path``) from which a killed fit
+resumes to the same final weights.
+
 Reproducibility: everything runs inside ``torch.random.fork_rng`` seeded with ``seed`` (weights,
 dropout, shuffling, augmentation), so the caller's RNG is untouched and the same config gives the
 same numbers on the same device. Mixed precision (``amp``) uses bf16 (or fp16 with gradient
@@ -30,18 +35,23 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..config import to_dict
 from ..errors import InputError, MismatchError
-from ..models.augment import augment_batch, shift_pixels, SHIFT_MODES
-from ..models.image_regressor import (IMAGE_LOSSES, ImageModelConfig, ImageRegressor, ImageSource, _autocast,
-                                      as_image_source, fit_input_normalisation)
+from ..models.augment import SHIFT_MODES, augment_batch, shift_pixels
+from ..models.image_regressor import IMAGE_LOSSES, ImageModelConfig, ImageRegressor
+from ..models.image_source import ImageSource, as_image_source, fit_input_normalisation
+from ..validate import positive_int
+from .checkpoint import data_fingerprint, settings_fingerprint
 from .device import resolve_device
 from .fit import loss_terms
+from .loop import Callback, TrainStep, run_loop, seeded_run
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
@@ -189,12 +199,19 @@ def fit_image_regressor(
     model_config: ImageModelConfig | None = None,
     config: ImageFitConfig | None = None,
     log: Callable[[str], None] | None = None,
+    *,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 1,
+    callback: Callback | None = None,
 ) -> ImageFitResult:
     """Train an `ImageRegressor` on rows `train_idx`, select the epoch on rows `val_idx`.
 
     `images`: an ImageSet, `ImageSource` or (n, C, H, W) array; `targets`: (n, n_targets) array
     or a DataFrame (with `target_names` as columns), row-aligned with the images. Input and target
-    normalisation are fitted on the training rows only.
+    normalisation are fitted on the training rows only. With `checkpoint_path`, a checkpoint is written
+    atomically every `checkpoint_every` epochs and at the end, and a compatible one (same settings,
+    targets, rows and input normalisation) is resumed: a killed fit ends with the same weights as an
+    uninterrupted one (on CPU). `callback(epoch, record)` runs after every epoch, after the checkpoint.
     """
     config = (config or ImageFitConfig()).validate()
     model_config = model_config or ImageModelConfig()
@@ -214,126 +231,146 @@ def fit_image_regressor(
         bad = ~np.all(np.isfinite(y[rows]), axis=1)
         if bad.any():
             raise InputError(f"{int(bad.sum())} {what} row(s) have NaN/inf targets {names}; drop them first")
+    positive_int(checkpoint_every, "checkpoint_every")
     device = resolve_device(config.device)
     use_amp, amp_dt = _amp_enabled(config.amp, device)
     say = log or (lambda msg: None)
     band_names = list(source.bands) if source.bands is not None else [f"band{j}" for j in range(source.shape[1])]
 
-    old_threads = torch.get_num_threads()
-    if config.num_threads > 0:
-        torch.set_num_threads(config.num_threads)
-    devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(config.seed)
-            return _fit(source, y, names, band_names, tr, va, model_config, config, device, use_amp, amp_dt, say)
-    finally:
-        torch.set_num_threads(old_threads)
-
-
-def _fit(source: ImageSource, y: np.ndarray, names: list[str], band_names: list[str], tr: np.ndarray,
-         va: np.ndarray, model_config: ImageModelConfig, config: ImageFitConfig, device: torch.device,
-         use_amp: bool, amp_dt: torch.dtype | None, say: Callable[[str], None]) -> ImageFitResult:
-    t0 = time.perf_counter()
-    model = ImageRegressor(band_names, source.image_size, names, model_config, pixel_kind=source.pixel_kind,
-                           loss=config.loss)
-    loss_fn = _nll_loss if model.heteroscedastic else _rmse_loss
-    soft, mean, std = fit_input_normalisation(source, tr, model_config.input_transform, model_config.softening_factor,
-                                              model_config.softening or None)
-    y_mean = y[tr].mean(axis=0)
-    y_std = y[tr].std(axis=0)
-    y_std = np.where(y_std > 0, y_std, 1.0)
-    model.set_normalisation(mean, std, y_mean, y_std, in_soft=soft)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    say(f"image regressor {model_config.arch} ({model.pretrained_source}) on {device}: "
-        f"{tr.size} training / {va.size} validation images of {source.image_size}px, targets {names}")
-
-    gen = torch.Generator().manual_seed(config.seed + 1)
-    rng = np.random.default_rng(config.seed)
-    max_shift = shift_pixels(source.image_size, config.shift_frac) if config.augment else 0
-    if source.image_size - 1 <= max_shift:
-        max_shift = 0
-    bs = config.batch_size
-    n_batches = tr.size // bs + (1 if tr.size % bs >= 2 else 0)  # a last batch of one breaks batch norm
-    yt = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dt == torch.float16)
-
-    rows: list[dict[str, Any]] = []
-    lr_trace: list[list[float]] = []
-    best = (np.inf, -1, None)
-    stages = [("frozen", config.freeze_epochs), ("unfrozen", config.epochs - config.freeze_epochs)]
-    epoch = 0
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for stage, n_ep in stages:
-            if n_ep == 0:
-                continue
-            opt, sched = make_optimizer(model, config, stage, n_ep * n_batches)
-            for _ in range(n_ep):
-                epoch += 1
-                te = time.perf_counter()
-                model.train()
-                order = tr[rng.permutation(tr.size)]
-                batches = [order[i * bs:(i + 1) * bs] for i in range(n_batches)]
-                fut = pool.submit(source.take, batches[0])
-                losses = []
-                step0 = len(lr_trace)
-                for b, rows_b in enumerate(batches):
-                    xb_np = fut.result()
-                    if b + 1 < len(batches):
-                        fut = pool.submit(source.take, batches[b + 1])
-                    xb = torch.from_numpy(xb_np).to(device, non_blocking=True)
-                    if config.augment:
-                        xb = augment_batch(xb, max_shift, gen, d4=True, shift_mode=config.shift_mode)
-                    if device.type == "cuda":
-                        xb = xb.contiguous(memory_format=torch.channels_last)
-                    yb = yt[torch.from_numpy(rows_b)].to(device, non_blocking=True)
-                    with _autocast_dtype(device, use_amp, amp_dt):
-                        loss = loss_fn(model(xb), yb)
-                    opt.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if config.grad_clip > 0:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    lr_trace.append([g["lr"] for g in opt.param_groups])
-                    sched.step()
-                    losses.append(float(loss.detach()))
-                pred, sig = model.predict_with_sigma(source, tta=False, batch_size=config.eval_batch_size,
-                                                     device=device, amp=use_amp, indices=va)
-                if sig is None:
-                    val_loss = float(np.sqrt(np.mean(np.square((pred - y[va]) / y_std))))
-                else:
-                    val_loss = gaussian_nll(y[va] / y_std, pred / y_std, sig / y_std)
-                row = {"epoch": epoch, "stage": stage, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                       "lr_max": float(np.max(lr_trace[step0:])), "seconds": time.perf_counter() - te}
-                for j, name in enumerate(names):
-                    row[f"val_rmse_{name}"] = float(np.sqrt(np.mean((pred[:, j] - y[va, j]) ** 2)))
-                rows.append(row)
-                say(f"epoch {epoch:3d} [{stage}] train {row['train_loss']:.4f} val {val_loss:.4f} "
-                    + " ".join(f"rmse_{n}={row[f'val_rmse_{n}']:.4f}" for n in names) + f" ({row['seconds']:.1f}s)")
-                if np.isfinite(val_loss) and val_loss < best[0]:
-                    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                    best = (val_loss, epoch, state)
-    if best[2] is None:
+    with seeded_run(device, config.seed, config.num_threads):
+        t0 = time.perf_counter()
+        model = ImageRegressor(band_names, source.image_size, names, model_config, pixel_kind=source.pixel_kind,
+                               loss=config.loss)
+        soft, mean, std = fit_input_normalisation(source, tr, model_config.input_transform,
+                                                  model_config.softening_factor, model_config.softening or None)
+        y_mean = y[tr].mean(axis=0)
+        y_std = y[tr].std(axis=0)
+        y_std = np.where(y_std > 0, y_std, 1.0)
+        model.set_normalisation(mean, std, y_mean, y_std, in_soft=soft)
+        model.to(device)
+        if device.type == "cuda":
+            model.to(memory_format=torch.channels_last)
+        say(f"image regressor {model_config.arch} ({model.pretrained_source}) on {device}: "
+            f"{tr.size} training / {va.size} validation images of {source.image_size}px, targets {names}")
+        fingerprint = settings_fingerprint({
+            "fit": _train_section(config), "model": to_dict(model_config), "pretrained": model.pretrained_source,
+            "images": list(source.shape), "bands": band_names, "pixel_kind": source.pixel_kind,
+            "normalisation": [soft.tolist(), mean.tolist(), std.tolist()],
+            "data": data_fingerprint(y, tr, va)})
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            step = ImageStep(model, source, y, y_mean, y_std, names, tr, va, config, device, amp_dt if use_amp else None,
+                             pool, say)
+            res = run_loop(step, max_epochs=config.epochs, checkpoint_path=checkpoint_path,
+                           checkpoint_every=checkpoint_every, fingerprint=fingerprint, callback=callback)
+    if res.best_state is None:
         raise InputError("training diverged: the validation loss was never finite (lower the learning rates)")
-    model.load_state_dict(best[2])
     model.unfreeze()
     model.eval()
     model.extra_config = {"train": _train_section(config)}
-    return ImageFitResult(model, pd.DataFrame(rows), best[1], best[0], np.asarray(lr_trace, dtype=np.float64),
-                          time.perf_counter() - t0)
+    return ImageFitResult(model, pd.DataFrame(res.history), res.best_epoch, res.best_loss,
+                          np.asarray(step.lr_trace, dtype=np.float64), time.perf_counter() - t0)
+
+
+def stage_of(config: ImageFitConfig, epoch: int) -> str:
+    """'frozen' for the first ``freeze_epochs`` epochs (1-based), then 'unfrozen'."""
+    return "frozen" if epoch <= config.freeze_epochs else "unfrozen"
+
+
+class ImageStep(TrainStep):
+    """The image trainer's part of the loop: per stage an optimiser and one-cycle schedule
+    (`make_optimizer`, stepped every batch), a seeded numpy permutation of the training rows per epoch,
+    the next batch read in a background thread while the current one trains, D4 + shift augmentation
+    from its own ``torch.Generator``, the RMSE (or Gaussian NLL) loss, and validation without
+    augmentation; its state (stage, optimiser, schedule, generators, learning-rate trace) is
+    checkpointed."""
+
+    def __init__(self, model: ImageRegressor, source: ImageSource, y: np.ndarray, y_mean: np.ndarray,
+                 y_std: np.ndarray,
+                 names: list[str], tr: np.ndarray, va: np.ndarray, config: ImageFitConfig, device: torch.device,
+                 amp_dtype: torch.dtype | None, pool: ThreadPoolExecutor, say: Callable[[str], None]) -> None:
+        self.model, self.source, self.y, self.y_std, self.names = model, source, y, y_std, names
+        self.tr, self.va, self.config, self.device, self.amp_dtype = tr, va, config, device, amp_dtype
+        self.grad_clip = float(config.grad_clip)
+        self.pool, self.say = pool, say
+        self.loss_fn = _nll_loss if model.heteroscedastic else _rmse_loss
+        self.gen = torch.Generator().manual_seed(config.seed + 1)
+        self.rng = np.random.default_rng(config.seed)
+        max_shift = shift_pixels(source.image_size, config.shift_frac) if config.augment else 0
+        self.max_shift = 0 if source.image_size - 1 <= max_shift else max_shift
+        bs = config.batch_size
+        self.n_batches = tr.size // bs + (1 if tr.size % bs >= 2 else 0)  # a last batch of one breaks batch norm
+        self.yt = torch.from_numpy(((y - y_mean) / y_std).astype(np.float32))
+        self.lr_trace: list[list[float]] = []
+        self.stage: str | None = None
+
+    def _start_stage(self, stage: str) -> None:
+        n_ep = self.config.freeze_epochs if stage == "frozen" else self.config.epochs - self.config.freeze_epochs
+        self.optimizer, self.sched = make_optimizer(self.model, self.config, stage, n_ep * self.n_batches)
+        self.stage = stage
+
+    def begin_epoch(self, epoch: int) -> None:
+        stage = stage_of(self.config, epoch)
+        if stage != self.stage:
+            self._start_stage(stage)
+        self.t_epoch = time.perf_counter()
+        self.model.train()
+        self.losses: list[float] = []
+        self.step0 = len(self.lr_trace)
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        bs, device, cfg = self.config.batch_size, self.device, self.config
+        order = self.tr[self.rng.permutation(self.tr.size)]
+        batches = [order[i * bs:(i + 1) * bs] for i in range(self.n_batches)]
+        fut = self.pool.submit(self.source.take, batches[0])
+        for b, rows_b in enumerate(batches):
+            xb_np = fut.result()
+            if b + 1 < len(batches):
+                fut = self.pool.submit(self.source.take, batches[b + 1])
+            xb = torch.from_numpy(xb_np).to(device, non_blocking=True)
+            if cfg.augment:
+                xb = augment_batch(xb, self.max_shift, self.gen, d4=True, shift_mode=cfg.shift_mode)
+            if device.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, self.yt[torch.from_numpy(rows_b)].to(device, non_blocking=True)
+
+    def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.loss_fn(self.model(batch[0]), batch[1])
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        self.lr_trace.append([g["lr"] for g in self.optimizer.param_groups])
+        self.sched.step()
+        self.losses.append(float(loss.detach()))
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        y, va, y_std, names = self.y, self.va, self.y_std, self.names
+        pred, sig = self.model.predict_with_sigma(self.source, tta=False, batch_size=self.config.eval_batch_size,
+                                                  device=self.device, amp=self.amp_dtype is not None, indices=va)
+        if sig is None:
+            val_loss = float(np.sqrt(np.mean(np.square((pred - y[va]) / y_std))))
+        else:
+            val_loss = gaussian_nll(y[va] / y_std, pred / y_std, sig / y_std)
+        row: dict[str, Any] = {"epoch": epoch, "stage": self.stage, "train_loss": float(np.mean(self.losses)),
+                               "val_loss": val_loss, "lr_max": float(np.max(self.lr_trace[self.step0:])),
+                               "seconds": time.perf_counter() - self.t_epoch}
+        for j, name in enumerate(names):
+            row[f"val_rmse_{name}"] = float(np.sqrt(np.mean((pred[:, j] - y[va, j]) ** 2)))
+        self.say(f"epoch {epoch:3d} [{self.stage}] train {row['train_loss']:.4f} val {val_loss:.4f} "
+                 + " ".join(f"rmse_{n}={row[f'val_rmse_{n}']:.4f}" for n in names) + f" ({row['seconds']:.1f}s)")
+        return row
+
+    def state(self) -> dict[str, Any]:
+        return {"stage": self.stage, "optimizer": self.optimizer.state_dict(), "scheduler": self.sched.state_dict(),
+                "gen_rng": self.gen.get_state(), "np_rng": self.rng.bit_generator.state,
+                "lr_trace": [list(r) for r in self.lr_trace]}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self._start_stage(str(state["stage"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.gen.set_state(state["gen_rng"])
+        self.rng.bit_generator.state = state["np_rng"]
+        self.lr_trace = [list(r) for r in state["lr_trace"]]
 
 
 def _train_section(config: ImageFitConfig) -> dict[str, Any]:
-    from ..config import to_dict
-
     return to_dict(config)
-
-
-def _autocast_dtype(device: torch.device, enabled: bool, dtype: torch.dtype | None) -> Any:
-    if not enabled:
-        return _autocast(device, False)
-    return torch.autocast(device_type=device.type, dtype=dtype)

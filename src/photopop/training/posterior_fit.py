@@ -35,7 +35,8 @@ from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
 from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
 from ..models.saved import check_finite, extract_magnitudes, table_hash
-from .fit import TrainConfig, TrainResult, _fit_nan_standardiser, history_files, train_network, validation_split
+from .fit import (TrainConfig, TrainResult, _fit_nan_standardiser, history_files, load_history, train_network,
+                  validation_split)
 
 
 def _default_train() -> TrainConfig:
@@ -245,12 +246,7 @@ class SEDPosterior:
                                              "train": extra.get("train", {})})
         out = cls(cfg)
         out.model_ = model
-        hist = Path(path) / "history.csv"
-        if hist.exists():
-            out.result_ = TrainResult(history=pd.read_csv(hist), best_epoch=int(model.meta.get("best_epoch", 0)),
-                                      best_val_loss=float(model.meta.get("best_val_loss", math.nan)),
-                                      epochs_run=int(model.meta.get("epochs_run", 0)),
-                                      stopped_early=bool(model.meta.get("stopped_early", False)))
+        out.result_ = load_history(path, model.meta)
         return out
 
 

@@ -22,7 +22,8 @@ from ..config import save_config, to_dict
 from ..errors import InputError
 from ..io import write_json_atomic, write_text_atomic
 from ..models.sed_cnn import SEDCNNConfig
-from .fit import SEDRegressor, SEDRegressorConfig, TrainConfig
+from .fit import TrainConfig
+from .sed_regressor import SEDRegressor, SEDRegressorConfig
 
 
 @dataclass
