@@ -31,7 +31,8 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError
 from ..io import atomic_path, read_json, table_format, write_json_atomic, write_table_atomic
-from .filters import FilterSystem, load_filter_system
+from .filters import load_filter_system
+from .system import FilterSystem
 from .masking import DEFAULT_MAX_INTERPOLATED
 from .synth import synth_photometry
 

@@ -19,7 +19,7 @@ from astropy import units as u
 from ..errors import InputError
 from ..io import atomic_path
 from .curves import FilterCurve, read_filter_curve
-from .filters import FilterSystem
+from .system import FilterSystem
 
 __all__ = ["filter_cache_dir", "svo_cache_path", "fetch_svo_filter", "load_svo_system"]
 

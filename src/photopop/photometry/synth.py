@@ -46,7 +46,8 @@ from .ab import (AB_ZERO_POINT_JY, C_AA_PER_S, ERG_PER_JY, FLAM_UNIT, ab_mag_to_
                  ab_mag_to_nmgy, flux_err_from_mag, jy_to_ab_mag, mag_err_from_flux, maggies_to_ab_mag,
                  nmgy_to_ab_mag)
 from .curves import FilterCurve
-from .filters import FilterSystem, load_filter_system
+from .filters import load_filter_system
+from .system import FilterSystem
 from .masking import DEFAULT_MAX_INTERPOLATED, FULL_EPS, fill_masked, gap_shares, interpolation_variance
 from .result import PhotometryResult
 
