@@ -211,7 +211,7 @@ def _to_ab_mag(values: np.ndarray, unit: str, band: str, filter_system: str | No
     """AB magnitudes from pixel values in `unit` (NaN where a flux is not positive or not finite)."""
     import astropy.units as u
 
-    from ..photometry.synth import jy_to_ab_mag, maggies_to_ab_mag
+    from ..photometry.ab import jy_to_ab_mag, maggies_to_ab_mag
 
     key = unit.lower().replace(" ", "")
     if key in MAG_UNITS:
