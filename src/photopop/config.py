@@ -8,8 +8,6 @@ omitted when None and restored to the dataclass default on load.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
 import typing
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from .errors import InputError
+from .hashing import json_hash
 from .io import write_text_atomic
 
 T = TypeVar("T")
@@ -160,6 +159,6 @@ def layered_config(cls: type[T], preset_config: Any, data: dict[str, Any], prese
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:
-    """Stable short hash of a config's content (for caching stages by their settings)."""
-    text = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+    """Stable short hash of a config's content (for caching stages by their settings): `hashing.json_hash`
+    of the config's `to_dict` (or of plain data)."""
+    return json_hash(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, length)

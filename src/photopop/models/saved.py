@@ -22,7 +22,6 @@ Prediction checks the input bands and filter system against ``meta.json`` and ra
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import tomllib
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from .. import __version__
 from ..config import from_dict, to_dict
 from ..errors import InputError, MismatchError
+from ..hashing import array_hash
 from ..io import dumps_json, read_json, torch_save
 from ..outputs import replace_output
 from ..photometry.magnitudes import magnitude_matrix
@@ -54,12 +54,7 @@ def bands_in_frame(df: pd.DataFrame) -> list[str]:
 
 def table_hash(inputs: np.ndarray, targets: np.ndarray) -> str:
     """sha256 of the training rows' inputs and targets (float64, C order), to identify the data."""
-    h = hashlib.sha256()
-    for arr in (inputs, targets):
-        a = np.ascontiguousarray(np.asarray(arr, dtype=np.float64))
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return array_hash(inputs, targets)
 
 
 def check_finite(mags: np.ndarray, bands: Sequence[str], what: str = "input") -> None:

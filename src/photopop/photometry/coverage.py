@@ -31,9 +31,9 @@ from astropy import units as u
 
 from ..errors import InputError
 from .filters import load_filter_system
-from .system import FilterSystem
 from .masking import DEFAULT_MAX_INTERPOLATED, FULL_EPS, fill_masked
 from .synth import band_weights
+from .system import FilterSystem
 
 __all__ = ["coverage_table", "covered_by"]
 

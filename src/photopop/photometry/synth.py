@@ -45,9 +45,9 @@ from ..errors import InputError
 from .ab import AB_ZERO_POINT_JY, C_AA_PER_S, ERG_PER_JY, FLAM_UNIT, mag_err_from_flux, maggies_to_ab_mag
 from .curves import FilterCurve
 from .filters import load_filter_system
-from .system import FilterSystem
 from .masking import DEFAULT_MAX_INTERPOLATED, FULL_EPS, fill_masked, gap_shares, interpolation_variance
 from .result import PhotometryResult
+from .system import FilterSystem
 
 __all__ = ["BandWeights", "MAX_PLAUSIBLE_JY", "band_weights", "synth_photometry"]
 
