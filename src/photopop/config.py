@@ -114,16 +114,23 @@ def read_config_data(path: str | Path) -> dict[str, Any]:
     """The nested dict of a TOML or YAML config file; InputError naming the file if absent or unparsable."""
     path = Path(path)
     try:
-        if path.suffix in {".yaml", ".yml"}:
-            import yaml
-
-            data = yaml.safe_load(path.read_text()) or {}
-        else:
-            data = tomllib.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError as exc:
         raise InputError(f"{path}: config file not found") from exc
-    except Exception as exc:
-        raise InputError(f"{path}: cannot parse config ({exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise InputError(f"{path}: cannot read config ({exc})") from exc
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: cannot parse config ({exc})") from exc
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path}: cannot parse config ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config file must hold a table of settings")
     return data

@@ -191,7 +191,7 @@ def read_json(path: str | os.PathLike, missing: str | None = None) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise InputError(f"{path}: {missing or 'no such file'}") from exc
-    except Exception as exc:
+    except (OSError, ValueError) as exc:  # unreadable; not UTF-8 or not JSON (both ValueErrors)
         raise InputError(f"{path}: cannot read ({exc})") from exc
 
 

@@ -270,9 +270,9 @@ class SSPGrid:
                         data["age_lower_edge_yr"] = hdr["AGELO"]
             else:
                 raise InputError(f"{path}: SSP grid files must be .npz or .fits")
-        except InputError:
+        except InputError:  # an InputError is a ValueError: keep its own message
             raise
-        except Exception as exc:
+        except _grid_read_errors() as exc:
             raise InputError(f"{path}: cannot read SSP grid ({type(exc).__name__}: {exc})") from exc
         wave = np.asarray(data["wavelength_aa"], dtype=np.float64)
         sl = _wave_slice(wave, wave_range, str(path))
@@ -361,6 +361,15 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _grid_read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged or foreign SSP file raises (NumPy NPZ, astropy FITS); bugs propagate."""
+    import zipfile
+
+    from astropy.io.fits.verify import VerifyError
+
+    return (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile, VerifyError)
+
+
 _BC03_EXT = re.compile(r"^ZMET_(\d+(?:\.\d+)?)ZSOL$")
 
 
@@ -370,7 +379,7 @@ def _bc03_cached(path: str, wave_range: tuple[float, float] | None, dtype: str) 
 
     try:
         hdul = fits.open(path, memmap=True)
-    except Exception as exc:
+    except _grid_read_errors() as exc:
         raise InputError(f"{path}: cannot open BC03 grid ({exc})") from exc
     with hdul:
         names = [h.name for h in hdul]
@@ -446,7 +455,7 @@ def _read_miles_folder(cls, path, *, pattern, wave_range, mass_fraction, z_sun, 
                 with fits.open(f, memmap=False) as hdul:
                     hdr = hdul[0].header
                     data = np.asarray(hdul[0].data, dtype=np.float64)
-            except Exception as exc:
+            except _grid_read_errors() as exc:
                 raise InputError(f"{f}: cannot read FITS ({type(exc).__name__}: {exc})") from exc
             if data.ndim != 1:
                 raise InputError(f"{f}: expected a 1-d spectrum, got shape {data.shape}")
