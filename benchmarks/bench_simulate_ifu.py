@@ -5,7 +5,7 @@
 Target: the default survey (190 galaxies, ~20,000 spaxels, 34 J-PAS bands) in under a minute on 2 cores.
 Records wall time, CPU time of this process (BLAS threads included; on a shared machine the wall time
 depends on the load, the CPU time much less), spaxels per second and peak memory, plus (with --gap) the
-Set A / Set B figure of `photopop.simulate.ifu.galaxy_gap` for the noisy and the noise-free magnitudes.
+Set A / Set B figure of `photopop.evaluation.galaxy_gap` for the noisy and the noise-free magnitudes.
 Writes benchmarks/results/simulate_ifu.json atomically.
 """
 
@@ -35,7 +35,8 @@ def main() -> None:
 
     from photopop import __version__
     from photopop.io import write_json_atomic
-    from photopop.simulate.ifu import IFUSurveyConfig, galaxy_gap, simulate_ifu_survey
+    from photopop.evaluation.galaxy_gap import galaxy_gap
+    from photopop.simulate.ifu import IFUSurveyConfig, simulate_ifu_survey
 
     cfg = IFUSurveyConfig(seed=args.seed)
     cfg.sample = replace(cfg.sample, n_galaxies=args.galaxies)

@@ -17,7 +17,7 @@ from photopop.photometry.bandlist import resolve_band_list
 from photopop.photometry.curves import FilterCurve
 from photopop.photometry.filters import FilterSystem, filter_family, same_filter_family
 from photopop.photometry.pixmask import SDSS_SPPIXMASK, bad_pixels, bits_value, decode
-from photopop.photometry.synth import FLAM_UNIT
+from photopop.photometry.ab import FLAM_UNIT
 
 
 def box(lo: float, hi: float, name: str) -> FilterCurve:

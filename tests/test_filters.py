@@ -17,7 +17,8 @@ from photopop.photometry import filters as F
 from photopop.photometry import svo
 from photopop.photometry.filters import (FilterCurve, FilterSystem, filter_curve_from_arrays, jpas_liew_cain_2021,
                                          list_milespy_systems, load_filter_system, read_filter_curve)
-from photopop.photometry.synth import C_AA_PER_S, FLAM_UNIT, synth_photometry
+from photopop.photometry.ab import C_AA_PER_S, FLAM_UNIT
+from photopop.photometry.synth import synth_photometry
 
 from conftest import shipped_by
 

@@ -11,18 +11,19 @@ from astropy import units as u
 
 from photopop.cli.main import main
 from photopop.errors import InputError
+from photopop import geometry
 from photopop.evaluation import gradients as gr
 
 
 def test_minor_axis_point_at_60_deg_is_twice_as_far():
     # PA = 0: major axis north (+y), minor axis along x
-    assert gr.deprojected_radius(1.0, 0.0, 0.0, 60.0) == pytest.approx(2.0)
-    assert gr.deprojected_radius(0.0, 1.0, 0.0, 60.0) == pytest.approx(1.0)
+    assert geometry.deprojected_radius(1.0, 0.0, 0.0, 60.0) == pytest.approx(2.0)
+    assert geometry.deprojected_radius(0.0, 1.0, 0.0, 60.0) == pytest.approx(1.0)
     # PA = 90: major axis east (+x)
-    assert gr.deprojected_radius(1.0, 0.0, 90.0, 60.0) == pytest.approx(1.0)
-    assert gr.deprojected_radius(0.0, -1.0, 90.0, 60.0) == pytest.approx(2.0)
+    assert geometry.deprojected_radius(1.0, 0.0, 90.0, 60.0) == pytest.approx(1.0)
+    assert geometry.deprojected_radius(0.0, -1.0, 90.0, 60.0) == pytest.approx(2.0)
     # face-on: plain distance
-    assert gr.deprojected_radius(3.0, 4.0, 17.0, 0.0) == pytest.approx(5.0)
+    assert geometry.deprojected_radius(3.0, 4.0, 17.0, 0.0) == pytest.approx(5.0)
 
 
 def test_rotated_position_angle_and_units():
@@ -30,25 +31,25 @@ def test_rotated_position_angle_and_units():
     s, c = np.sin(np.deg2rad(pa)), np.cos(np.deg2rad(pa))
     x = np.array([d * s, d * c, 0.5 * d * s + 0.5 * d * c])
     y = np.array([d * c, -d * s, 0.5 * d * c - 0.5 * d * s])
-    r = gr.deprojected_radius(x, y, pa, 60.0, re_arcsec=4.0)
+    r = geometry.deprojected_radius(x, y, pa, 60.0, re_arcsec=4.0)
     # major-axis point: d; minor-axis point: d / cos 60 = 2d; mixed: sqrt(d^2/4 + d^2) ; all / R_e
     np.testing.assert_allclose(r, np.array([d, 2 * d, np.sqrt(0.25 * d**2 + d**2)]) / 4.0)
     # centre offsets, broadcasting per spaxel, astropy quantities
-    r2 = gr.deprojected_radius((x + 1.0) / 60 * u.arcmin, y - 2.0, np.full(3, pa) * u.deg,
+    r2 = geometry.deprojected_radius((x + 1.0) / 60 * u.arcmin, y - 2.0, np.full(3, pa) * u.deg,
                                np.full(3, 60.0), re_arcsec=4.0, x0=1.0, y0=-2.0)
     np.testing.assert_allclose(r2, r, rtol=1e-12)
     with pytest.raises(InputError, match="inclination"):
-        gr.deprojected_radius(1.0, 1.0, 0.0, 90.0)
+        geometry.deprojected_radius(1.0, 1.0, 0.0, 90.0)
     with pytest.raises(InputError):
-        gr.deprojected_radius(1.0, 1.0, 0.0, 30.0, re_arcsec=0.0)
+        geometry.deprojected_radius(1.0, 1.0, 0.0, 30.0, re_arcsec=0.0)
 
 
 def test_inclination_from_axis_ratio():
-    assert gr.inclination_from_axis_ratio(0.5, q0=0.0) == pytest.approx(60.0)
-    assert gr.inclination_from_axis_ratio(0.5, q0=0.2) == pytest.approx(62.1144, abs=1e-4)
-    np.testing.assert_allclose(gr.inclination_from_axis_ratio([1.0, 0.2, 0.1], q0=0.2), [0.0, 90.0, 90.0])
+    assert geometry.inclination_from_axis_ratio(0.5, q0=0.0) == pytest.approx(60.0)
+    assert geometry.inclination_from_axis_ratio(0.5, q0=0.2) == pytest.approx(62.1144, abs=1e-4)
+    np.testing.assert_allclose(geometry.inclination_from_axis_ratio([1.0, 0.2, 0.1], q0=0.2), [0.0, 90.0, 90.0])
     with pytest.raises(InputError):
-        gr.inclination_from_axis_ratio(1.5)
+        geometry.inclination_from_axis_ratio(1.5)
 
 
 def _survey(n_gal: int, n_in: int, n_out: int, slope, intercept, sigma: float, seed: int = 0):
@@ -83,6 +84,22 @@ def test_full_slope_matches_polyfit_per_galaxy():
     for g in np.flatnonzero(df["selected"]):
         sel = (gid == g) & (r < 1)
         assert df.loc[g, "slope"] == pytest.approx(np.polyfit(r[sel], v[sel], 1)[0], rel=1e-9)
+
+
+def test_radial_slopes_are_the_gradient_slopes_bit_for_bit():
+    # the simulator's true gradients (geometry.radial_slopes) and radial_gradients' slope: one fit
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(3, 300, size=40)  # widths on both sides of numpy's 128-element summation block
+    gid = np.repeat(np.arange(40) * 3 + 1, sizes)
+    r = rng.uniform(0, 1.4, size=gid.size)
+    v = rng.normal(size=gid.size) + 0.3 * r
+    for n_boot in (1, 7):
+        df = gr.radial_gradients(r, v, gid, min_inside=2, min_outside=0, n_boot=n_boot, seed=0)
+        s = geometry.radial_slopes(r, v, gid, min_inside=2, min_outside=0)
+        assert df["selected"].all() and s.index.equals(df.index)
+        np.testing.assert_array_equal(s.to_numpy(), df["slope"].to_numpy())
+    few = geometry.radial_slopes([0.1, 0.5, 2.0], [1.0, 2.0, 3.0], [5, 5, 6], min_inside=2)
+    assert few.loc[5] == pytest.approx(2.5) and np.isnan(few.loc[6])
 
 
 def test_bootstrap_error_matches_analytic_slope_error():
@@ -141,7 +158,7 @@ def test_seeded_and_paired_draws():
 def test_chunking_does_not_change_fits(monkeypatch):
     r, v, gid, _ = _survey(15, 30, 2, np.linspace(-1, 1, 15), 0.0, sigma=0.0)
     ref = gr.radial_gradients(r, v, gid, n_boot=20)
-    monkeypatch.setattr(gr, "_CHUNK_CELLS", 1)  # one galaxy per chunk
+    monkeypatch.setattr(geometry, "CHUNK_CELLS", 1)  # one galaxy per chunk
     small = gr.radial_gradients(r, v, gid, n_boot=20)
     np.testing.assert_allclose(small["slope"], ref["slope"], atol=1e-12)
     np.testing.assert_allclose(small["slope_mean"], np.linspace(-1, 1, 15), atol=1e-12)

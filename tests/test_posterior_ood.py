@@ -44,7 +44,8 @@ def test_shift_along_the_dominant_direction_is_flagged(seed):
     shifted = fresh + 7.0 * LOAD  # fainter along the brightness direction, every row beyond its +-3 range
     noisy = fresh.copy()
     noisy[:, 3] = rng.normal(fit[:, 3].mean(), fit[:, 3].std(), len(noisy))
-    rate = lambda x: float(np.mean(ood_score(stats, x) > thr))
+    def rate(x):
+        return float(np.mean(ood_score(stats, x) > thr))
     assert abs(rate(fresh) - 0.01) < 0.02
     assert rate(shifted) > 0.95
     assert rate(noisy) > 0.5  # a draw close to the row's own value is not out of domain
@@ -75,7 +76,8 @@ def test_trained_flag_on_a_toy_survey(survey_post):
     post, test = survey_post
     model = post.model_
     assert model.meta["n_ood_rows"] == model.meta["n_val_rows"] + model.meta["n_calib_rows"]
-    flag = lambda df: float(post.predict_quantiles(df, n_samples=20)["ood_flag"].mean())
+    def flag(df):
+        return float(post.predict_quantiles(df, n_samples=20)["ood_flag"].mean())
     assert flag(test) < 0.04
     cols = [f"mag_{b}" for b in BANDS]
     shifted = test.copy()

@@ -22,11 +22,11 @@ from photopop.simulate.geometry import (
     shen03_re_kpc,
     spaxel_grid,
 )
+from photopop.evaluation.galaxy_gap import galaxy_gap
 from photopop.simulate.ifu import (
     IFUSurveyConfig,
     alpha_modulation,
     band_depths,
-    galaxy_gap,
     galaxy_spectra,
     plan_survey,
     select_bands,

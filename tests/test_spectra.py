@@ -13,7 +13,7 @@ from astropy.table import Table
 
 from photopop.errors import InputError
 from photopop.photometry.spectra import SDSS_FLUX_UNIT, read_spectrum
-from photopop.photometry.synth import FLAM_UNIT
+from photopop.photometry.ab import FLAM_UNIT
 
 LOGLAM = np.arange(3.5800, 3.9640, 1e-4)  # 3802-9204 A, the SDSS/BOSS log grid
 

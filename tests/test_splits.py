@@ -132,3 +132,17 @@ def test_subsample_training():
     assert not np.array_equal(sub_b, subsample_training(train, ids, 0.25, "B", seed=1))
     small = subsample_training(train, ids, 0.001, "B", seed=0)
     assert np.unique(ids[small]).size == 1  # never empty
+
+
+def test_split_60_20_20_partitions_rows_seeded():
+    from photopop.splits import split_60_20_20
+
+    s = split_60_20_20(1003, seed=2)
+    sizes = {k: v.size for k, v in s.items()}
+    assert sum(sizes.values()) == 1003 and all(abs(sizes[k] - f * 1003) <= 3 for k, f in
+                                               (("train", 0.6), ("val", 0.2), ("test", 0.2)))
+    assert np.array_equal(np.sort(np.concatenate(list(s.values()))), np.arange(1003))
+    assert all(np.array_equal(s[k], split_60_20_20(1003, seed=2)[k]) for k in s)
+    assert not np.array_equal(s["test"], split_60_20_20(1003, seed=3)["test"])
+    with pytest.raises(InputError, match="at least 5"):
+        split_60_20_20(4, seed=0)

@@ -8,8 +8,6 @@ omitted when None and restored to the dataclass default on load.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
 import typing
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any, TypeVar
 import tomli_w
 
 from .errors import InputError
+from .hashing import json_hash
 from .io import write_text_atomic
 
 T = TypeVar("T")
@@ -114,20 +113,24 @@ def save_config(cfg: Any, path: str | Path) -> None:
 def read_config_data(path: str | Path) -> dict[str, Any]:
     """The nested dict of a TOML or YAML config file; InputError naming the file if absent or unparsable."""
     path = Path(path)
-    yaml_file = path.suffix in {".yaml", ".yml"}
-    if yaml_file:
-        import yaml
-
-        parse_errors: tuple[type[BaseException], ...] = (yaml.YAMLError,)
-    else:
-        parse_errors = (tomllib.TOMLDecodeError,)
     try:
         text = path.read_text()
-        data = (yaml.safe_load(text) or {}) if yaml_file else tomllib.loads(text)
     except FileNotFoundError as exc:
         raise InputError(f"{path}: config file not found") from exc
-    except (OSError, UnicodeDecodeError) + parse_errors as exc:
-        raise InputError(f"{path}: cannot parse config ({exc})") from exc
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise InputError(f"{path}: cannot read config ({exc})") from exc
+    if path.suffix in {".yaml", ".yml"}:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise InputError(f"{path}: cannot parse config ({exc})") from exc
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"{path}: cannot parse config ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config file must hold a table of settings")
     return data
@@ -163,6 +166,6 @@ def layered_config(cls: type[T], preset_config: Any, data: dict[str, Any], prese
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:
-    """Stable short hash of a config's content (for caching stages by their settings)."""
-    text = json.dumps(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
+    """Stable short hash of a config's content (for caching stages by their settings): `hashing.json_hash`
+    of the config's `to_dict` (or of plain data)."""
+    return json_hash(to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg, length)

@@ -191,7 +191,7 @@ def read_json(path: str | os.PathLike, missing: str | None = None) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise InputError(f"{path}: {missing or 'no such file'}") from exc
-    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, or not JSON (JSONDecodeError)
+    except (OSError, ValueError) as exc:  # unreadable; not UTF-8 or not JSON (both ValueErrors)
         raise InputError(f"{path}: cannot read ({exc})") from exc
 
 
@@ -373,7 +373,7 @@ def write_table_atomic(df: pd.DataFrame, path: str | os.PathLike, metadata: dict
     """Write a DataFrame as Parquet (with optional key/value schema metadata), CSV or FITS, atomically.
 
     Parquet pages carry CRC checksums and FITS HDUs CHECKSUM/DATASUM keywords, which `read_table`
-    (and the streaming readers of `photopop.inference.readers`) verify.
+    (and the streaming readers of `photopop.inference.stream`) verify.
     """
     fmt = table_format(path)
     with atomic_path(path) as tmp:

@@ -23,7 +23,6 @@ the reason, chained from the `OSError`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -38,6 +37,7 @@ from typing import Any, Iterator, Sequence
 
 from . import __version__
 from .errors import OutputError
+from .hashing import json_hash
 from .io import (WRITE_ERRNOS, clean_for_json, dumps_json, is_inside, os_error, resolved, translate_os_errors,
                  write_text_atomic)
 
@@ -49,9 +49,8 @@ _HELD_GUARD = threading.Lock()
 
 # -- settings and markers ------------------------------------------------------------------------------
 def settings_hash(settings: Any) -> str:
-    """sha256 of JSON-able settings (sorted keys, NaN as null)."""
-    text = json.dumps(clean_for_json(settings), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """sha256 of JSON-able settings (sorted keys, NaN as null): `hashing.json_hash` of the cleaned settings."""
+    return json_hash(clean_for_json(settings))
 
 
 def marker_for(kind: str, settings: Any = None, files: Sequence[str] | None = None) -> dict[str, Any]:

@@ -10,6 +10,8 @@ Liew-Cain et al. (2021), Sect. 3.2 and Fig. 3:
 * ``"random"``: plain random rows (equal fold sizes), ignoring galaxies.
 * ``"grouped"``: like B but over a user-given `groups` array (e.g. fields, surveys, morphologies).
 
+`split_60_20_20`: the 60/20/20 train/validation/test split of Wu & Boada (2019) from five random folds.
+
 Everything is vectorised (one sort per call) and deterministic for a given seed.
 """
 
@@ -224,3 +226,12 @@ def subsample_training(
     if not keep.any():
         keep[rng.integers(idx.size)] = True
     return idx[keep]
+
+
+def split_60_20_20(n: int, seed: int | np.random.Generator) -> dict[str, np.ndarray]:
+    """Seeded random 60/20/20 split of n rows (Wu & Boada 2019): `make_folds` with five equal random folds,
+    folds 0-2 train, 3 validation, 4 test; returns {"train", "val", "test"} row indices."""
+    if n < 5:
+        raise InputError(f"need at least 5 galaxies for a 60/20/20 split, got {n}")
+    folds = make_folds(n, scheme="random", n_folds=5, seed=seed)
+    return {"train": np.flatnonzero(folds <= 2), "val": np.flatnonzero(folds == 3), "test": np.flatnonzero(folds == 4)}

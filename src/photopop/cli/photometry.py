@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..io import dumps_json
 from ..photometry.filters import load_filter_system
 from ..photometry.spectra import read_spectrum
-from ..photometry.synth import PhotometryResult
+from ..photometry.result import PhotometryResult
 
 
 def register(subparsers: Any) -> None:

@@ -210,7 +210,7 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..experiments.sed_cv import load_table
+    from ..datasets.sed_table import load_sed_table
     from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
     if args.estimator == "posterior":
@@ -221,7 +221,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target] if args.target else None, val_scheme=args.val_scheme)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     _check_train_outputs(args, "sed-model")
-    table = load_table(args.table)
+    table = load_sed_table(args.table)
     reg = SEDRegressor(cfg).fit(table, checkpoint_path=args.checkpoint, quiet=args.quiet)
     reg.save(args.out, overwrite=args.overwrite)
     r = reg.result_
@@ -242,7 +242,7 @@ def _check_train_outputs(args: argparse.Namespace, kind: str) -> None:
 
 
 def _train_posterior(args: argparse.Namespace) -> int:
-    from ..experiments.sed_cv import load_table
+    from ..datasets.sed_table import load_sed_table
     from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
 
     cfg = load_with_settings(SEDPosteriorConfig, args.config, args.settings)
@@ -250,7 +250,7 @@ def _train_posterior(args: argparse.Namespace) -> int:
                    extra_columns=tuple(args.context_columns) if args.context_columns else None)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     _check_train_outputs(args, "sed-posterior")
-    post = SEDPosterior(cfg).fit(load_table(args.table), checkpoint_path=args.checkpoint, quiet=args.quiet)
+    post = SEDPosterior(cfg).fit(load_sed_table(args.table), checkpoint_path=args.checkpoint, quiet=args.quiet)
     post.save(args.out, overwrite=args.overwrite)
     r = post.result_
     assert r is not None and post.model_ is not None
@@ -265,14 +265,14 @@ def run_predict(args: argparse.Namespace) -> int:
     SED table (`photopop.inference.predict_table`), written as one table; point columns get ``_cnn``."""
     import pandas as pd
 
-    from ..experiments.sed_cv import load_table
+    from ..datasets.sed_table import load_sed_table
     from ..inference.predictors import load_model
     from ..inference.run import predict_table
     from ..io import write_table_atomic
 
     check_output_path(args.out, [args.model, args.table], what="output table", folder=False)
     model = load_model(args.model, device="cpu", batch_size=args.batch_size, num_threads=args.threads)
-    table = load_table(args.table)
+    table = load_sed_table(args.table)
     pred = predict_table(model, table, what=str(args.table))
     ids = [c for c in ("galaxy_id", "spaxel_id") if c in table.spaxels.columns]
     if model.model.meta.get("kind") != "sed-posterior":
@@ -284,14 +284,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from ..experiments.sed_cv import load_table
+    from ..datasets.sed_table import load_sed_table
     from ..training.tune import TuneConfig, tune
 
     cfg = load_config(TuneConfig, args.config) if args.config else TuneConfig()
     cfg = _replace(cfg, targets=TARGET_CHOICES[args.target], n_trials=args.n_trials, timeout_s=args.timeout,
                    split=args.split, seed=args.seed)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs)
-    res = tune(load_table(args.table), cfg, args.out, quiet=args.quiet, overwrite=args.overwrite)
+    res = tune(load_sed_table(args.table), cfg, args.out, quiet=args.quiet, overwrite=args.overwrite)
     print(f"best validation MSE {res.best_value:.4g} with {dumps_json(res.best_params, indent=None)}")
     print(f"wrote {args.out / 'best_params.toml'}")
     return 0

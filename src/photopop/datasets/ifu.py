@@ -17,7 +17,7 @@ A spaxel (or bin) is dropped when the share of bad pixels inside the bands' wave
 `bad_pixel_max`, when a label is not finite, or when any band flux is not positive (no magnitude); the counts
 are in ``meta['dropped']``. Sky offsets follow the cube's celestial WCS (x east, y north, arcsec); the
 deprojected radius uses the given centre (0-based pixel x = column, y = row), position angle (north through
-east), inclination and R_e (thin disc; `photopop.evaluation.gradients.deprojected_radius`).
+east), inclination and R_e (thin disc; `photopop.geometry.deprojected_radius`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError, MismatchError
-from ..evaluation.gradients import deprojected_radius
+from ..geometry import deprojected_radius
 from ..io import open_fits
 from ..photometry.pixmask import MANGA_BAD, MANGA_DRP3PIXMASK
 from .sed_table import SEDTable

@@ -14,7 +14,7 @@ Per cube (CALIFA V500/V1200/COMB or MaNGA LOGCUBE, read by `datasets.ifu.load_cu
    (Garcia-Benito et al. 2015): alpha = 1.07 (V500, COMB), 1.06 (V1200), N_max = 80; MaNGA (Westfall et al.
    2019): alpha = 1.62, N_max = 100. `covariance_alpha = 0` switches it off.
 4. Geometry: x/y (arcsec east/north of the centre, from the cube's celestial WCS) and the deprojected radius
-   r_re of each bin's luminosity-unweighted centroid (`evaluation.gradients.deprojected_radius`).
+   r_re of each bin's luminosity-unweighted centroid (`photopop.geometry.deprojected_radius`).
 
 Instrumental resolution (FWHM, A, observed): CALIFA V500 and COMB 6.0, V1200 2.3 (Sanchez et al. 2016); the
 setup comes from the file name (V500/V1200/COMB) or the sampling (CDELT3 < 1 A: V1200). MaNGA: lambda / SPECRES
@@ -40,7 +40,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import InputError
-from ..evaluation.gradients import deprojected_radius
+from ..geometry import deprojected_radius
 from ..fitting.spectra import BINS_KIND, BINS_META, BINS_SPECTRA_DIR, SpectrumSet, write_spectrum_set
 from ..io import dumps_json, read_table, write_table_atomic
 from ..outputs import check_output, replace_output, source_id

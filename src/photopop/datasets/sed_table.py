@@ -335,3 +335,13 @@ def read_sed_table(path: str | os.PathLike, kind: str | None = None, bands: Sequ
         meta["bands"] = bands_from_columns(spaxels.columns)
     table = SEDTable(spaxels, galaxies, meta, config)
     return table.validate(source=str(path))
+
+
+def load_sed_table(table: "SEDTable | str | os.PathLike") -> SEDTable:
+    """An `SEDTable` given either an `SEDTable` (returned as it is) or the path of an SED-table folder or
+    file (read with `read_sed_table`, e.g. what `photopop simulate ifu` wrote): what every command and
+    study that takes "a table" accepts."""
+    if hasattr(table, "spaxels") and hasattr(table, "meta"):
+        return table  # type: ignore[return-value]
+    return read_sed_table(table)
+

@@ -1,7 +1,11 @@
-"""photopop.evaluation: prediction metrics (one module) and radial gradients."""
+"""photopop.evaluation: prediction metrics (one module) and radial gradients.
+
+Deprojection and inclinations are geometry: `photopop.geometry`.
+"""
 
 from .binning import bin_edges, fd_bin_edges
-from .gradients import compare_gradients, deprojected_radius, inclination_from_axis_ratio, radial_gradients
+from .galaxy_gap import galaxy_gap
+from .gradients import compare_gradients, radial_gradients
 from .metrics import (
     NMAD_SCALE,
     bias,
@@ -23,10 +27,9 @@ __all__ = [
     "bin_edges",
     "binned_stats",
     "compare_gradients",
-    "deprojected_radius",
     "fd_bin_edges",
+    "galaxy_gap",
     "grouped_stats",
-    "inclination_from_axis_ratio",
     "mean_bias",
     "nmad",
     "outlier_fraction",

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import dumps_toml, to_dict
+from ..datasets.sed_table import load_sed_table
 from ..errors import InputError
 from ..evaluation.calibration import calibration_summary
 from ..evaluation.posterior_calibration import posterior_calibration, posterior_degeneracy, width_at_coverage
@@ -39,7 +40,7 @@ from ..models.saved import extract_magnitudes
 from ..outputs import check_output, replace_output, source_id
 from ..training.fit import TrainConfig
 from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
-from .sed_cv import derived_seed, load_table
+from .sed_cv import derived_seed
 from .uncertainty import UncertaintyConfig, calibrate, split_for_calibration, train_ensemble
 
 #: where `photopop` finds the second SSP library (MIUSCAT, MILES format); see its README
@@ -251,7 +252,7 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     check_output(out_dir, "sed-posterior-study", settings, overwrite=overwrite, inputs=inputs)  # before training
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    tab = load_table(table)
+    tab = load_sed_table(table)
     df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.posterior.targets)
     for col in ("galaxy_id", *targets):
@@ -268,7 +269,7 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     t = time.perf_counter()
     train_tab = dataclasses.replace(tab, spaxels=df.iloc[train_rows].reset_index(drop=True))
     if cfg.library:
-        train_tab = with_library(train_tab, load_table(cfg.library), cfg.library)
+        train_tab = with_library(train_tab, load_sed_table(cfg.library), cfg.library)
     # the study's calibration galaxies recalibrate the posterior too (its spread factors, OOD threshold)
     post = SEDPosterior(pcfg).fit(train_tab, calib_idx=np.searchsorted(train_rows, calib), quiet=quiet)
     model = post.model_

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import dumps_toml, to_dict
+from ..datasets.sed_table import load_sed_table
 from ..errors import InputError
 from ..evaluation.metrics import bias, rmse, robust_sigma
 from ..io import dumps_json
@@ -42,7 +43,7 @@ from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation
 from ..training.fit import TrainConfig, train_network
 from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
-from .sed_cv import derived_seed, load_table
+from .sed_cv import derived_seed
 
 MODELS = ("baseline", "noise_aware", "masked")
 
@@ -137,7 +138,7 @@ def run_robustness_study(table: Any, config: RobustnessConfig | None = None, out
     cfg.validate()
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    tab = load_table(table)
+    tab = load_sed_table(table)
     df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.targets)
     mags, bands, system, _ = extract_magnitudes(tab)
@@ -233,7 +234,7 @@ def run_finetune_study(pretrain_table: Any, target_table: Any, config: FinetuneC
     held-out galaxies of `target_table`; returns ``{method: {target: scores}}`` plus sizes."""
     cfg = config or FinetuneConfig()
     say = progress or (lambda msg: None)
-    pre, tgt = load_table(pretrain_table), load_table(target_table)
+    pre, tgt = load_sed_table(pretrain_table), load_sed_table(target_table)
     if list(pre.bands) != list(tgt.bands):
         raise InputError(f"pre-training and target tables have different bands: {pre.bands} vs {tgt.bands}")
     targets = list(cfg.targets)

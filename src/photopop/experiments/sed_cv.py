@@ -35,7 +35,9 @@ import pandas as pd
 
 from .. import __version__
 from ..config import save_config, to_dict
+from ..datasets.sed_table import load_sed_table
 from ..errors import InputError
+from ..hashing import json_hash
 from ..evaluation.metrics import pearson_r, scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomDrawBaseline, RandomForestBaseline, RandomForestConfig
@@ -124,7 +126,7 @@ def derived_seed(seed: int, *parts: Any) -> int:
 
 
 def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_hash(obj, 16)
 
 
 def _method_settings(cfg: SEDCVConfig, method: str) -> dict[str, Any]:
@@ -149,15 +151,6 @@ def _method_settings(cfg: SEDCVConfig, method: str) -> dict[str, Any]:
     return base
 
 
-def load_table(table: Any) -> Any:
-    """An SEDTable from an SEDTable, a folder/file path (e.g. what `photopop simulate ifu` wrote)."""
-    if hasattr(table, "spaxels") and hasattr(table, "meta"):
-        return table
-    from ..datasets.sed_table import read_sed_table
-
-    return read_sed_table(table)
-
-
 def run_sed_cv(table: Any, config: SEDCVConfig | None = None, out_dir: str | Path = "sed_cv",
                *, quiet: bool = True, progress: Any = None, overwrite: bool = False) -> CVResult:
     """Cross-predict every spaxel with every method; write and return predictions and metrics.
@@ -180,7 +173,7 @@ def run_sed_cv(table: Any, config: SEDCVConfig | None = None, out_dir: str | Pat
 def _run_sed_cv(table: Any, config: SEDCVConfig, out_dir: Path, *, quiet: bool, progress: Any) -> CVResult:
     cfg = config or SEDCVConfig()
     cfg.validate()
-    tab = load_table(table)
+    tab = load_sed_table(table)
     say = progress or (lambda msg: None)
     out = Path(out_dir)
     df = tab.spaxels.reset_index(drop=True)

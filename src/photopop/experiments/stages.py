@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .. import __version__
-from ..config import config_hash, to_dict
+from ..config import to_dict
+from ..hashing import json_hash
 from ..errors import InputError
 from ..io import atomic_dir, dumps_json
 
@@ -67,8 +68,8 @@ def _plain(settings: Any) -> Any:
 
 def stage_hash(name: str, settings: Any, upstream: Sequence[StageResult] = (), version: str = "1") -> str:
     """The cache key of a stage (see the module docstring)."""
-    return config_hash({"stage": name, "version": str(version), "photopop": __version__,
-                        "settings": _plain(settings), "upstream": {u.name: u.hash for u in upstream}})
+    return json_hash({"stage": name, "version": str(version), "photopop": __version__,
+                      "settings": _plain(settings), "upstream": {u.name: u.hash for u in upstream}}, 12)
 
 
 class StageRunner:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import dumps_toml, to_dict
+from ..datasets.sed_table import load_sed_table
 from ..errors import InputError
 from ..evaluation.calibration import calibration_summary, fit_sigma_scale, grouped_coverage_error
 from ..evaluation.metrics import bias, rmse, robust_sigma
@@ -38,7 +39,7 @@ from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation, make_folds
 from ..training.fit import TrainConfig
 from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
-from .sed_cv import derived_seed, load_table
+from .sed_cv import derived_seed
 
 
 def _default_train() -> TrainConfig:
@@ -149,7 +150,7 @@ def run_uncertainty_study(table: Any, config: UncertaintyConfig | None = None, o
     check_output(out_dir, "sed-uncertainty", settings, overwrite=overwrite, inputs=inputs)  # fail before training
     say = progress or (lambda msg: None)
     t_start = time.perf_counter()
-    tab = load_table(table)
+    tab = load_sed_table(table)
     df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.targets)
     for col in ("galaxy_id", "spaxel_id", *targets):

@@ -47,7 +47,7 @@ from ..models.image_regressor import ImageModelConfig
 from ..models.image_source import ImageSource, as_image_source, fit_input_normalisation
 from ..simulate.images import ImageSurveyConfig, simulate_image_survey
 from ..simulate.mzr import LabelConfig, fmr_oh, mzr_tremonti04
-from ..splits import make_folds
+from ..splits import split_60_20_20
 from ..training.image_fit import ImageFitConfig, fit_image_regressor
 from .stages import StageResult, StageRunner
 
@@ -146,14 +146,6 @@ def load_wu_boada_config(path: str | Path | None = None, preset: str | None = No
 
 
 # ------------------------------------------------------------------------------------------ pieces
-def split_60_20_20(n: int, seed: int) -> dict[str, np.ndarray]:
-    """Seeded random 60/20/20 split: five equal random folds, 0-2 train, 3 validation, 4 test."""
-    if n < 5:
-        raise InputError(f"need at least 5 galaxies for a 60/20/20 split, got {n}")
-    folds = make_folds(n, scheme="random", n_folds=5, seed=seed)
-    return {"train": np.flatnonzero(folds <= 2), "val": np.flatnonzero(folds == 3), "test": np.flatnonzero(folds == 4)}
-
-
 def injected_scatter(catalog: pd.DataFrame, labels: LabelConfig, rows: np.ndarray | None = None) -> float | None:
     """RMS of the unpredictable part of the mock ``oh`` (see the module doc); None without mock columns."""
     need = ("oh", "oh_true", "oh_fibre_true", "log_mstar", "delta_log_sfr", "size_residual_dex")

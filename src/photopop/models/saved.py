@@ -19,7 +19,6 @@ Prediction checks the input bands and filter system against ``meta.json`` and ra
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +29,7 @@ import torch
 from ..config import from_dict, to_dict
 from ..datasets.frames import as_frame
 from ..errors import InputError
+from ..hashing import array_hash
 from .folder import load_weights, read_model_folder, write_model_folder
 from .folder_checks import check_normalisation
 from .meta import SED_KIND, ModelMeta
@@ -44,12 +44,7 @@ __all__ = ["SavedSEDModel", "check_bands", "check_finite", "extract_magnitudes",
 
 def table_hash(inputs: np.ndarray, targets: np.ndarray) -> str:
     """sha256 of the training rows' inputs and targets (float64, C order), to identify the data."""
-    h = hashlib.sha256()
-    for arr in (inputs, targets):
-        a = np.ascontiguousarray(np.asarray(arr, dtype=np.float64))
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return array_hash(inputs, targets)
 
 
 class SavedSEDModel(SigmaScaled):

@@ -8,9 +8,10 @@ from .coverage import coverage_table, covered_by
 from .filters import (FilterCurve, FilterSystem, filter_curve_from_arrays, filter_family, jpas_liew_cain_2021,
                       list_milespy_systems, load_filter_system, read_filter_curve, same_filter_family)
 from .spectra import Spectrum, read_spectrum
-from .synth import (AB_ZERO_POINT_JY, PhotometryResult, ab_mag_to_jy, ab_mag_to_maggies, ab_mag_to_nmgy,
-                    band_weights, flux_err_from_mag, jy_to_ab_mag, mag_err_from_flux, maggies_to_ab_mag,
-                    nmgy_to_ab_mag, synth_photometry)
+from .ab import (AB_ZERO_POINT_JY, ab_mag_to_jy, ab_mag_to_maggies, ab_mag_to_nmgy, flux_err_from_mag,
+                 jy_to_ab_mag, mag_err_from_flux, maggies_to_ab_mag, nmgy_to_ab_mag)
+from .result import PhotometryResult
+from .synth import band_weights, synth_photometry
 
 __all__ = [
     "AB_ZERO_POINT_JY",

@@ -31,9 +31,11 @@ import pandas as pd
 from .. import __version__
 from ..errors import InputError
 from ..io import atomic_path, read_json, table_format, write_json_atomic, write_table_atomic
-from .filters import FilterSystem, load_filter_system
+from .columns import MAG_PREFIX, MAGERR_PREFIX
+from .filters import load_filter_system
 from .masking import DEFAULT_MAX_INTERPOLATED
 from .synth import synth_photometry
+from .system import FilterSystem
 
 __all__ = ["CATALOGUE_KIND", "photometry_catalogue", "write_catalogue", "read_catalogue_meta", "sidecar_path"]
 
@@ -82,7 +84,7 @@ def photometry_catalogue(spectra: Sequence[Any], system: FilterSystem | str, *, 
                                max_interpolated=max_interpolated, source=where)
         tab = res.to_pandas()
         for b in res.bands:  # always present, NaN without errors
-            for col in (f"magerr_{b}", f"flux_err_nmgy_{b}"):
+            for col in (MAGERR_PREFIX + b, f"flux_err_nmgy_{b}"):
                 if col not in tab:
                     tab[col] = np.nan
         parts.append(tab)
@@ -95,7 +97,7 @@ def photometry_catalogue(spectra: Sequence[Any], system: FilterSystem | str, *, 
                                            for s in spectra]})
     cols = []
     for b in system.bands:
-        cols += [f"mag_{b}", f"magerr_{b}", f"flux_nmgy_{b}", f"flux_err_nmgy_{b}", f"coverage_{b}",
+        cols += [MAG_PREFIX + b, MAGERR_PREFIX + b, f"flux_nmgy_{b}", f"flux_err_nmgy_{b}", f"coverage_{b}",
                  f"uncovered_{b}", f"interpolated_{b}"]
     return pd.concat([head, body[cols]], axis=1)
 

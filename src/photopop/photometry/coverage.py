@@ -30,9 +30,10 @@ import pandas as pd
 from astropy import units as u
 
 from ..errors import InputError
-from .filters import FilterSystem, load_filter_system
+from .filters import load_filter_system
 from .masking import DEFAULT_MAX_INTERPOLATED, FULL_EPS, fill_masked
 from .synth import band_weights
+from .system import FilterSystem
 
 __all__ = ["coverage_table", "covered_by"]
 

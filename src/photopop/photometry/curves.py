@@ -255,7 +255,7 @@ def read_filter_curve(path: str | os.PathLike, *, unit: str | u.UnitBase | None 
             with warnings.catch_warnings():  # SVO writes 'Angstrom', which VOUnit deprecates
                 warnings.simplefilter("ignore", u.UnitsWarning)
                 tab = parse_single_table(str(path)).to_table()
-        except Exception as exc:
+        except (OSError, ValueError, IndexError) as exc:  # unreadable, not XML/VOTable, no table in it
             raise InputError(f"{path}: cannot read as VOTable ({type(exc).__name__}: {exc})") from exc
         cols = {c.lower(): c for c in tab.colnames}
         wcol = cols.get("wavelength", tab.colnames[0])
@@ -270,7 +270,7 @@ def read_filter_curve(path: str | os.PathLike, *, unit: str | u.UnitBase | None 
     wunit = _wave_unit(unit, str(path))
     try:
         data = np.loadtxt(path, comments="#", ndmin=2, delimiter="," if path.suffix.lower() == ".csv" else None)
-    except Exception as exc:
+    except (OSError, ValueError) as exc:  # unreadable, not numbers (UnicodeDecodeError is a ValueError)
         raise InputError(f"{path}: cannot read as two-column ASCII ({type(exc).__name__}: {exc})") from exc
     if data.shape[1] < 2 or data.shape[0] < 2:
         raise InputError(f"{path}: expected two columns (wavelength, transmission), got shape {data.shape}")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .filters import FilterSystem
+from .system import FilterSystem
 
 __all__ = ["GAP_FACTOR", "GAP_WINDOW", "DEFAULT_MAX_INTERPOLATED", "FULL_EPS", "gap_shares", "fill_masked",
            "interpolation_variance"]

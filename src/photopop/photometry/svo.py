@@ -19,7 +19,7 @@ from astropy import units as u
 from ..errors import InputError
 from ..io import atomic_path
 from .curves import FilterCurve, read_filter_curve
-from .filters import FilterSystem
+from .system import FilterSystem
 
 __all__ = ["filter_cache_dir", "svo_cache_path", "fetch_svo_filter", "load_svo_system"]
 
@@ -59,6 +59,14 @@ def _download_from_svo(filter_id: str) -> tuple[np.ndarray, np.ndarray]:
     return (np.asarray(wave, dtype=float) * unit).to_value(u.AA), np.asarray(tab["Transmission"], dtype=float)
 
 
+def _fetch_errors() -> tuple[type[BaseException], ...]:
+    """What a failed SVO request raises: network errors (requests' are OSErrors), astroquery's service
+    errors, and a reply that is not a transmission table (ValueError, KeyError)."""
+    from astroquery.exceptions import RemoteServiceError, TableParseError, TimeoutError as AQTimeoutError
+
+    return (OSError, ValueError, KeyError, RemoteServiceError, TableParseError, AQTimeoutError)
+
+
 def _write_cache(path: Path, filter_id: str, wave_aa: np.ndarray, trans: np.ndarray) -> None:
     from astropy.table import Table
 
@@ -83,7 +91,7 @@ def fetch_svo_filter(filter_id: str, *, name: str | None = None, cache_dir: str 
     except IndexError as exc:  # astroquery: the VOTable came back without a table
         raise InputError(f"SVO Filter Profile Service has no filter with id {filter_id!r} "
                          f"(browse {SVO_URL} for ids)") from exc
-    except Exception as exc:  # offline, timeout, HTTP error
+    except _fetch_errors() as exc:  # offline, timeout, HTTP error, an answer that is not a curve
         raise InputError(
             f"cannot fetch filter {filter_id!r} from the SVO Filter Profile Service "
             f"({type(exc).__name__}: {exc}) and it is not in the cache {path.parent}. Offline, supply the "

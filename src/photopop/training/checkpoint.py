@@ -9,8 +9,6 @@ checkpoint intact.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..hashing import array_hash, json_hash
 from ..io import atomic_path, torch_save
 
 CHECKPOINT_VERSION = 1
@@ -48,16 +47,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any] | None:
 
 
 def data_fingerprint(*arrays: np.ndarray | torch.Tensor) -> str:
-    """sha256 over the shapes and bytes of the training/validation arrays."""
-    h = hashlib.sha256()
-    for arr in arrays:
-        a = arr.detach().cpu().numpy() if isinstance(arr, torch.Tensor) else np.asarray(arr)
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    """sha256 over the shapes and float64 values of the training/validation arrays (`hashing.array_hash`)."""
+    return array_hash(*(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a for a in arrays))
 
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
-    """sha256 of a JSON-able settings dict (sorted keys)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    """sha256 of a JSON-able settings dict (sorted keys; `hashing.json_hash`)."""
+    return json_hash(settings)
