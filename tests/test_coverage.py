@@ -11,7 +11,7 @@ import pytest
 
 from photopop.cli.main import main
 from photopop.errors import InputError, MismatchError
-from photopop.models.saved import check_bands
+from photopop.models.sed_base import check_bands
 from photopop.photometry import coverage_table, covered_by, load_filter_system, read_spectrum, synth_photometry
 from photopop.photometry.bandlist import resolve_band_list
 from photopop.photometry.curves import FilterCurve

@@ -142,7 +142,7 @@ def test_spectrum_to_catalogue_to_predict_with_subset_systems(files, tmp_path, c
     assert main(["photometry", f, "--filters", "sdss", "--out", str(sdss)]) == 0
     assert main(["predict", str(tmp_path / "m-jpas"), str(sdss), "--out", str(tmp_path / "p-sdss")]) == 2
     assert "filter system differs" in capsys.readouterr().err and not (tmp_path / "p-sdss").exists()
-    from photopop.models.saved import check_bands
+    from photopop.models.sed_base import check_bands
 
     with pytest.raises(MismatchError):
         check_bands(covered, covered, "jpas", "jplus")

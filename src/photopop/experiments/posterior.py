@@ -36,7 +36,7 @@ from ..evaluation.calibration import calibration_summary
 from ..evaluation.posterior_calibration import posterior_calibration, posterior_degeneracy, width_at_coverage
 from ..io import dumps_json
 from ..models.posterior_model import SavedPosterior
-from ..models.saved import extract_magnitudes
+from ..models.sed_base import extract_magnitudes
 from ..outputs import check_output, replace_output, source_id
 from ..training.fit import TrainConfig
 from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig

@@ -38,7 +38,8 @@ from ..errors import InputError
 from ..evaluation.metrics import bias, rmse, robust_sigma
 from ..io import dumps_json
 from ..outputs import replace_output
-from ..models.saved import SavedSEDModel, extract_magnitudes
+from ..models.saved import SavedSEDModel
+from ..models.sed_base import extract_magnitudes
 from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation
 from ..training.fit import TrainConfig, train_network

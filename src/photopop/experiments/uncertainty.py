@@ -34,7 +34,8 @@ from ..evaluation.metrics import bias, rmse, robust_sigma
 from ..io import dumps_json
 from ..outputs import check_output, replace_output, source_id
 from ..models.ensemble import SEDEnsemble
-from ..models.saved import extract_magnitudes, table_hash
+from ..models.saved import table_hash
+from ..models.sed_base import extract_magnitudes
 from ..models.sed_cnn import SEDCNNConfig
 from ..splits import carve_validation, make_folds
 from ..training.fit import TrainConfig

@@ -112,7 +112,7 @@ def _check_output(predictor: Any, pred: pd.DataFrame, n: int, what: str) -> None
 def check_input_bands(predictor: Any, bands: Sequence[str], filter_system: str | None, what: str,
                       ignore_extra_bands: bool = False) -> None:
     """MismatchError naming `what` if its bands or filter system differ from the model's."""
-    from ..models.saved import check_bands
+    from ..models.sed_base import check_bands
 
     given = [b for b in bands if b in set(predictor.bands)] if ignore_extra_bands else list(bands)
     try:

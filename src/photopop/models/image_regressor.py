@@ -64,7 +64,7 @@ from .amp import autocast
 from .augment import N_D4, d4_stack, tta_mean
 from .image_source import INPUT_TRANSFORMS, PIXEL_KINDS, ImageSource, as_image_source
 from .pretrained import ARCHS, adapt_first_conv, load_pretrained_state
-from .saved import load_weights, read_model_folder, write_model_folder
+from .folder import load_weights, read_model_folder, write_model_folder
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN
 
 #: training losses: 'rmse' (the paper: one output per target) or 'gaussian_nll' (mean and log-variance)
@@ -389,7 +389,7 @@ class ImageRegressor(nn.Module):
     def save(self, path: str | Path, extra_config: dict[str, Any] | None = None,
              extra_meta: dict[str, Any] | None = None, *, overwrite: bool = False,
              extra_files: dict[str, str] | None = None) -> Path:
-        """Write the model folder atomically with `photopop.models.saved.write_model_folder` (kind
+        """Write the model folder atomically with `photopop.models.folder.write_model_folder` (kind
         'image-model'; see the module doc) plus any `extra_files` (name -> text); returns its path. An
         existing folder is replaced only if photopop wrote it as an image model with the same settings,
         or with `overwrite`."""
@@ -400,7 +400,7 @@ class ImageRegressor(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "ImageRegressor":
-        """Read a model folder written by `save` with `photopop.models.saved.read_model_folder` (never
+        """Read a model folder written by `save` with `photopop.models.folder.read_model_folder` (never
         downloads anything) and move it to `map_location`."""
         path = Path(path)
         config, _, meta, state = read_model_folder(path)

@@ -37,11 +37,6 @@ from .normalise import Standardiser, make_features
 from .sed_base import SigmaScaled, check_bands, check_finite, extract_magnitudes, prediction_frame, run_network
 from .sed_cnn import LOGVAR_MAX, LOGVAR_MIN, SEDCNN, SEDCNNConfig
 
-# re-exported: trainers and studies import these from here
-__all__ = ["SavedSEDModel", "check_bands", "check_finite", "extract_magnitudes", "prediction_frame",
-           "read_model_folder", "run_network", "table_hash", "write_model_folder"]
-
-
 def table_hash(inputs: np.ndarray, targets: np.ndarray) -> str:
     """sha256 of the training rows' inputs and targets (float64, C order), to identify the data."""
     return array_hash(inputs, targets)

@@ -19,7 +19,7 @@ Built-in systems (`load_filter_system`):
 
 Filter families (`filter_family`, `same_filter_family`, in `photopop.photometry.system`): a named subset of
 a system's bands (``jpas-califa`` of ``jpas``, a ``select`` result ``jpas[12]``) belongs to that system's
-family; the model check (`photopop.models.saved.check_bands`) treats systems of one family as the same system.
+family; the model check (`photopop.models.sed_base.check_bands`) treats systems of one family as the same system.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A `FilterSystem` is an ordered set of `FilterCurve`s (sorted by pivot wavelength
 `photopop.photometry.curves`) that answers band names, pivots, FWHM, ranges and selections. Filter families
 (`filter_family`, `same_filter_family`): a named subset of a system's bands (``jpas-califa`` of ``jpas``, a
 ``select`` result ``jpas[12]``) belongs to that system's family; the model check
-(`photopop.models.saved.check_bands`) treats systems of one family as the same system.
+(`photopop.models.sed_base.check_bands`) treats systems of one family as the same system.
 
 Where curves come from is one module per source, each building a `FilterSystem`: `sdss_curves`
 (speclite), `milespy_curves` (J-PAS/J-PLUS files of the milespy wheel), `svo` (SVO Filter Profile

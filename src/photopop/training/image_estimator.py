@@ -6,7 +6,7 @@ methods as the SED side. ``fit`` takes an `photopop.datasets.image_set.ImageSet`
 catalogue columns) or an (n, C, H, W) array / `photopop.models.image_source.ImageSource` with targets
 `y`; it trains on rows `train_idx` (default all) but the validation rows `val_idx`, else a seeded random
 ``val_fraction`` of them (one image per galaxy, so random rows are whole galaxies). The model folder is the `ImageRegressor` folder
-(`photopop.models.saved.write_model_folder`: meta.json keys unchanged, so folders written by
+(`photopop.models.folder.write_model_folder`: meta.json keys unchanged, so folders written by
 ``photopop reproduce wu-boada-2019`` open too), with the training settings as ``[train]`` and
 ``[estimator]`` in config.toml and history.csv / history.json beside.
 """
@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..models.folder_checks import read_meta
 from ..models.image_regressor import ImageModelConfig, ImageRegressor
 from ..models.image_source import as_image_source
-from ..models.saved import prediction_frame
+from ..models.sed_base import prediction_frame
 from .fit import history_files, load_history, validation_split
 from .image_fit import ImageFitConfig, ImageFitResult, fit_image_regressor
 from .loop import Callback
@@ -108,7 +108,7 @@ class ImageEstimator:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the model folder (the `ImageRegressor` files, [train] and [estimator] settings,
-        history.csv / history.json); `overwrite` as in `photopop.models.saved.write_model_folder`."""
+        history.csv / history.json); `overwrite` as in `photopop.models.folder.write_model_folder`."""
         model = self._fitted()
         cfg = self.config
         extra_config = {"train": to_dict(cfg.train),

@@ -34,7 +34,8 @@ from ..errors import InputError
 from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
 from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
-from ..models.saved import check_finite, extract_magnitudes, table_hash
+from ..models.saved import table_hash
+from ..models.sed_base import check_finite, extract_magnitudes
 from .fit import (TrainConfig, TrainResult, _fit_nan_standardiser, history_files, load_history, train_network,
                   validation_split)
 

@@ -22,7 +22,8 @@ from ..config import from_dict, to_dict
 from ..datasets.frames import as_frame
 from ..errors import InputError
 from ..models.normalise import Standardiser, check_kind, feature_names, make_features, resolve_ref_band
-from ..models.saved import SavedSEDModel, check_finite, extract_magnitudes, table_hash
+from ..models.saved import SavedSEDModel, table_hash
+from ..models.sed_base import check_finite, extract_magnitudes
 from ..models.sed_cnn import SEDCNNConfig
 from ..photometry.magnitudes import as_range
 from .fit import (TrainConfig, TrainResult, _fit_nan_standardiser, build_network, history_files, load_history,
