@@ -126,7 +126,8 @@ def _qtable(df: pd.DataFrame) -> QTable:
 
 def test_sed_regressor_fits_and_predicts_a_qtable_as_its_dataframe():
     from photopop.models.sed_cnn import SEDCNNConfig
-    from photopop.training.fit import SEDRegressorConfig, TrainConfig
+    from photopop.training.fit import TrainConfig
+    from photopop.training.sed_regressor import SEDRegressorConfig
 
     df, _ = _toy_frame()
     cfg = SEDRegressorConfig(targets=("log_age",),
