@@ -61,7 +61,7 @@ from .studies import (
     run_training_size_study,
 )
 
-PRESETS = ("full", "quick", "tiny")
+PRESETS = ("full", "quick", "tiny", "diversity")
 SETS = {"set_a": "A", "set_b": "B"}
 TARGETS = ("log_age", "zh")
 #: prediction methods whose per-spaxel values also get radial gradients
@@ -232,7 +232,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.05, 0.25, 0.75), repeats=3),
             mass_gradients=MassGradientSettings(per_bin_early=4, per_bin_late=8),
             bagpipes=BagpipesSettings(n_spaxels=0),
-            diversity=DiversitySettings(n_galaxies=(10, 30), seeds=2),
+            diversity=DiversitySettings(n_galaxies=(10, 30, 100), seeds=2, finetune_galaxies=(10,)),
         )
     elif name == "tiny":
         cfg = LiewCain2021Config(
@@ -250,8 +250,14 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.25, 0.75), repeats=1),
             mass_gradients=MassGradientSettings(per_bin_early=2, per_bin_late=3),
             bagpipes=BagpipesSettings(n_spaxels=0),
-            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1),
+            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1, max_spaxels_per_galaxy=6, set_a_test_spaxels=2,
+                                        finetune_galaxies=(4,)),
         )
+    elif name == "diversity":  # the quick survey and Sets A/B, then the diversity study at full size
+        cfg = preset_config("quick", seed)
+        cfg.preset = "diversity"
+        cfg.morphology.enabled = cfg.training_size.enabled = False
+        cfg.diversity = DiversitySettings(seeds_per_point=(3, 3, 3, 3, 3, 2, 1), pretrain_galaxies=3000)
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
     return cfg
@@ -384,6 +390,13 @@ def _stage_gradients(gs: GradientSettings, targets: tuple[str, ...], seed: int):
                 parts.append(g.reset_index().assign(source=src, target=t))
         write_table_atomic(pd.concat(parts, ignore_index=True), out / "gradients.parquet")
     return run
+
+
+def _gradient_kw(cfg: LiewCain2021Config) -> dict[str, Any]:
+    """`radial_gradients` keywords of the run (the diversity study uses the gradients stage's settings)."""
+    gs = cfg.gradients
+    return dict(r_max=gs.r_max, min_inside=gs.min_inside, min_outside=gs.min_outside, n_boot=gs.n_boot,
+                frac=gs.frac, seed=derived_seed(cfg.seed, "gradients"))
 
 
 def _gradient_table(grads: pd.DataFrame, source: str, target: str) -> pd.DataFrame:
@@ -581,15 +594,16 @@ def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: 
                          "MILES-format folder such as MIUSCAT)")
     if cfg.diversity.enabled:
         runner.run("diversity", {"diversity": to_dict(cfg.diversity), "cv": _cv_settings(cfg.cv),
-                                 "survey": to_dict(cfg.survey)},
-                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, say),
-                   [survey, cv["set_a"], cv["set_b"]])
+                                 "survey": to_dict(cfg.survey), "gradients": to_dict(cfg.gradients)},
+                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, _gradient_kw(cfg), say),
+                   [survey, cv["set_a"], cv["set_b"]], version="2", resumable=True)
     if cfg.bagpipes.n_spaxels > 0:
         runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, bagpipes_stage(cfg.bagpipes, say),
                    [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
     if "diversity" in runner.results:
         metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
+        metrics["diversity_finetune"] = json.loads(runner.results["diversity"].file("finetune.json").read_text())
     if "bagpipes" in runner.results:
         metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,
