@@ -65,7 +65,7 @@ class DiversitySettings:
     n_galaxies: tuple[int, ...] = (10, 30, 100, 300, 1000, 3000, 10000)
     seeds: int = 3
     seeds_per_point: tuple[int, ...] = ()
-    max_spaxels_per_galaxy: int = 10
+    max_spaxels_per_galaxy: int = 5
     set_a_test_spaxels: int = 4
     chunk_galaxies: int = 500
     pretrain_galaxies: int = 0

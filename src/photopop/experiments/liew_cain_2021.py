@@ -604,6 +604,7 @@ def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: 
     if "diversity" in runner.results:
         metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
         metrics["diversity_finetune"] = json.loads(runner.results["diversity"].file("finetune.json").read_text())
+        metrics["diversity_settings"] = to_dict(cfg.diversity)
     if "bagpipes" in runner.results:
         metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,
