@@ -5,6 +5,7 @@
 Trains on every galaxy of --train (an `photopop simulate ifu` table; validation carved by galaxy) and
 scores robust sigma on every spaxel of --test (other galaxies: Set B), for
  - `preset`: the CNN as the quick / demo presets train it (max_epochs 80, patience 10, batch 128),
+ - `preset_colour`: the same with colours as inputs (`input_kind = "colour"`),
  - `library_default`: `TrainConfig()` as shipped (max_epochs 5000, patience 25, batch 256: converged),
  - `tuned`: the [architecture] / [train] / input_kind of an Optuna `best_params.toml` (`photopop sed tune`),
  - `random_forest`: `RandomForestBaseline` on the magnitudes (as `photopop sed cv` runs it, 100 trees),
@@ -54,6 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     train, test = read_sed_table(args.train), read_sed_table(args.test)
     configs = {"preset": (SEDCNNConfig(), TrainConfig(max_epochs=80, patience=10, batch_size=128), "mag"),
+               "preset_colour": (SEDCNNConfig(), TrainConfig(max_epochs=80, patience=10, batch_size=128), "colour"),
                "library_default": (SEDCNNConfig(), TrainConfig(), "mag")}
     if args.best:
         best = tomllib.loads(args.best.read_text())

@@ -274,9 +274,12 @@ def read_points(work_dir: str | Path) -> tuple[list[dict[str, Any]], list[dict[s
 
 
 def run_diversity(test: DiversityTest, survey: IFUSurveyConfig, cv: SEDCVConfig, settings: DiversitySettings,
-                  seed: int, work_dir: str | Path,
-                  progress: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run (or resume) every point in `work_dir`; returns (rows, fine-tuning rows)."""
+                  seed: int, work_dir: str | Path, progress: Callable[[str], None] | None = None,
+                  only_repeats: Sequence[int] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run (or resume) every point in `work_dir`; returns (rows, fine-tuning rows) of the points found there.
+
+    only_repeats: compute only these repeats (processes working on different repeats of the same study
+    can share `work_dir`: each repeat has its own pool files and point files)."""
     settings.validate()
     say = progress or (lambda msg: None)
     work = Path(work_dir)
@@ -306,6 +309,8 @@ def run_diversity(test: DiversityTest, survey: IFUSurveyConfig, cv: SEDCVConfig,
 
     for n in sorted(reps):
         for k in range(reps[n]):
+            if only_repeats is not None and k not in only_repeats:
+                continue
             path = work / f"point-n{n}-r{k}.json"
             is_pre = n == n_pre and k == 0 and bool(settings.finetune_galaxies)
             if not path.exists() or (is_pre and not (model_dir / "meta.json").exists()):
