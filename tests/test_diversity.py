@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from photopop.errors import InputError
+from photopop.io import read_json
 from photopop.experiments import diversity as dv
 from photopop.experiments import diversity_pool as dp
 from photopop.experiments.sed_cv import SEDCVConfig
@@ -133,6 +134,13 @@ def test_run_diversity_end_to_end_and_resume(tmp_path):
     rows2, ft2 = dv.run_diversity(test, _survey(n=5, seed=5), _cv(), settings, seed=5, work_dir=work)
     assert rows2 == rows and ft2 == ft
     assert all((work / p).stat().st_mtime_ns == t for p, t in kept.items())
+    # a worker doing one repeat in another folder computes the same point (no dependence on the others)
+    dv.run_diversity(test, _survey(n=5, seed=5), _cv(), dataclasses.replace(settings, finetune_galaxies=()), seed=5,
+                     work_dir=tmp_path / "w1", only_repeats=[1])
+    assert sorted(p.name for p in (tmp_path / "w1").glob("*.json")) == ["point-n3-r1.json"]
+    one = read_json(tmp_path / "w1" / "point-n3-r1.json")
+    ref = read_json(work / "point-n3-r1.json")
+    assert {k: v for k, v in one.items() if k != "seconds"} == {k: v for k, v in ref.items() if k != "seconds"}
     # partial folder: rows from whatever points exist
     pts, fts = dv.read_points(work)
     part = dv.summarise_points([p for p in pts if p["n_galaxies"] == 3], TARGETS, test.floor)
