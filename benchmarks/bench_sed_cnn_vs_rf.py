@@ -9,6 +9,7 @@ scores robust sigma on every spaxel of --test (other galaxies: Set B), for
  - `library_default`: `TrainConfig()` as shipped (max_epochs 5000, patience 25, batch 256: converged),
  - `tuned`: the [architecture] / [train] / input_kind of an Optuna `best_params.toml` (`photopop sed tune`),
  - `random_forest`: `RandomForestBaseline` on the magnitudes (as `photopop sed cv` runs it, 100 trees),
+ - `random_forest_colour`: the same forest on colours (the CNN's best input given to the forest too),
 each with --seeds seeds (CNN weights / forest draws). Writes benchmarks/results/sed_cnn_vs_rf.json with
 per-seed values, means and standard deviations, and the best epochs reached.
 """
@@ -28,6 +29,7 @@ import numpy as np
 from photopop.config import from_dict
 from photopop.datasets.sed_table import read_sed_table
 from photopop.evaluation.metrics import robust_sigma
+from photopop.models.normalise import make_features
 from photopop.models.baselines import RandomForestBaseline, RandomForestConfig
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.training.fit import SEDRegressor, SEDRegressorConfig, TrainConfig
@@ -65,14 +67,16 @@ def main() -> None:
     mags_tr, mags_te = train.magnitudes("mag"), test.magnitudes("mag")
     y_tr = train.spaxels[list(TARGETS)].to_numpy(dtype=np.float64)
     for meth in args.methods.split(","):
-        if meth not in configs and meth != "random_forest":
+        if meth not in configs and meth not in ("random_forest", "random_forest_colour"):
             continue
         per: dict[str, list[float]] = {t: [] for t in TARGETS}
         epochs, t0 = [], time.perf_counter()
         for k in range(args.seeds):
-            if meth == "random_forest":
-                rf = RandomForestBaseline(RandomForestConfig(n_estimators=100), seed=k).fit(mags_tr, y_tr)
-                p = rf.predict(mags_te).reshape(len(mags_te), len(TARGETS))
+            if meth.startswith("random_forest"):
+                kind = "colour" if meth.endswith("colour") else "mag"
+                f_tr, f_te = (make_features(m, train.bands, kind) for m in (mags_tr, mags_te))
+                rf = RandomForestBaseline(RandomForestConfig(n_estimators=100), seed=k).fit(f_tr, y_tr)
+                p = rf.predict(f_te).reshape(len(mags_te), len(TARGETS))
                 s = {t: robust_sigma(p[:, j] - test.spaxels[t].to_numpy()) for j, t in enumerate(TARGETS)}
             else:
                 arch, tcfg, kind = configs[meth]
