@@ -1,6 +1,6 @@
 """`photopop reproduce`: rerun a paper's experiments end to end and report them beside its numbers.
 
-    photopop reproduce liew-cain-2021 [--config FILE] [--quick|--tiny] --out DIR
+    photopop reproduce liew-cain-2021 [--config FILE] [--quick|--tiny|--diversity] --out DIR
     photopop reproduce wu-boada-2019 ...        (when the image helper's module is installed)
 """
 
@@ -41,6 +41,9 @@ def register(subparsers: Any) -> None:
                         help="small survey, few epochs and repeats: minutes on 2 CPU cores")
     preset.add_argument("--tiny", action="store_true",
                         help="test-sized run (well under a minute); checks the pipeline only")
+    preset.add_argument("--diversity", action="store_true",
+                        help="the quick survey and Sets A/B, then the full diversity study (10 to 10^4 training "
+                             "galaxies, Set B vs Set A vs the floor, fine-tuning): about an hour on one CPU core")
     lc.add_argument("--config", type=Path, metavar="FILE",
                     help="TOML/YAML with LiewCain2021Config settings; applied on top of the preset")
     lc.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
@@ -72,7 +75,7 @@ def run_liew_cain(args: argparse.Namespace) -> int:
     """Command body of `photopop reproduce liew-cain-2021`."""
     from ..experiments.liew_cain_2021 import LiewCain2021Config, load_liew_cain_config, run_liew_cain_2021
 
-    preset = "quick" if args.quick else "tiny" if args.tiny else None
+    preset = "quick" if args.quick else "tiny" if args.tiny else "diversity" if args.diversity else None
     overrides: dict[str, Any] = {}
     if args.seed is not None:
         overrides["seed"] = args.seed

@@ -36,7 +36,7 @@ from .liew_cain_config import (GRADIENT_METHODS, PRESETS, SETS, TARGETS, Gradien
                                MassGradientSettings, PropertySettings, load_liew_cain_config, preset_config)
 from .liew_cain_metrics import collect_metrics, load_report_data
 from .liew_cain_paper import PAPER
-from .liew_cain_stages import (_cv_config, _cv_settings, _folder_fingerprint, _stage_cv, _stage_gradients,
+from .liew_cain_stages import (_cv_config, _cv_settings, _gradient_kw, _folder_fingerprint, _stage_cv, _stage_gradients,
                                _stage_mass, _stage_mismatch, _stage_morphology, _stage_properties,
                                _stage_training_size, _table_of, alt_library_survey_config, stage_survey)
 from .stages import StageResult, StageRunner
@@ -132,15 +132,17 @@ def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: 
                          "MILES-format folder such as MIUSCAT)")
     if cfg.diversity.enabled:
         runner.run("diversity", {"diversity": to_dict(cfg.diversity), "cv": _cv_settings(cfg.cv),
-                                 "survey": to_dict(cfg.survey)},
-                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, say),
-                   [survey, cv["set_a"], cv["set_b"]])
+                                 "survey": to_dict(cfg.survey), "gradients": to_dict(cfg.gradients)},
+                   diversity_stage(cfg.survey, cfg.cv, cfg.diversity, cfg.seed, targets, _gradient_kw(cfg), say),
+                   [survey, cv["set_a"], cv["set_b"]], version="2", resumable=True)
     if cfg.bagpipes.n_spaxels > 0:
         runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, bagpipes_stage(cfg.bagpipes, say),
                    [survey, cv["set_b"]])
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
     if "diversity" in runner.results:
         metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
+        metrics["diversity_finetune"] = json.loads(runner.results["diversity"].file("finetune.json").read_text())
+        metrics["diversity_settings"] = to_dict(cfg.diversity)
     if "bagpipes" in runner.results:
         metrics["bagpipes"] = json.loads(runner.results["bagpipes"].file("bagpipes.json").read_text())
     metrics["timing_s"] = {"total": time.perf_counter() - t0,

@@ -27,7 +27,7 @@ from .diversity import DiversitySettings
 from .sed_cv import SEDCVConfig
 from .studies import MismatchSettings, MorphologySettings, TrainingSizeSettings
 
-PRESETS = ("full", "quick", "tiny")
+PRESETS = ("full", "quick", "tiny", "diversity")
 SETS = {"set_a": "A", "set_b": "B"}
 TARGETS = ("log_age", "zh")
 #: prediction methods whose per-spaxel values also get radial gradients
@@ -150,7 +150,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.05, 0.25, 0.75), repeats=3),
             mass_gradients=MassGradientSettings(per_bin_early=4, per_bin_late=8),
             bagpipes=BagpipesSettings(n_spaxels=0),
-            diversity=DiversitySettings(n_galaxies=(10, 30), seeds=2),
+            diversity=DiversitySettings(n_galaxies=(10, 30, 100), seeds=2, finetune_galaxies=(10,)),
         )
     elif name == "tiny":
         cfg = LiewCain2021Config(
@@ -168,8 +168,15 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
             training_size=TrainingSizeSettings(fractions=(0.25, 0.75), repeats=1),
             mass_gradients=MassGradientSettings(per_bin_early=2, per_bin_late=3),
             bagpipes=BagpipesSettings(n_spaxels=0),
-            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1),
+            diversity=DiversitySettings(n_galaxies=(4, 8), seeds=1, max_spaxels_per_galaxy=6, set_a_test_spaxels=2,
+                                        finetune_galaxies=(4,)),
         )
+    elif name == "diversity":  # the quick survey and Sets A/B, then the diversity study at full size
+        cfg = preset_config("quick", seed)
+        cfg.preset = "diversity"
+        cfg.morphology.enabled = cfg.training_size.enabled = False
+        cfg.cv.methods = ("cnn", "floor")  # the references the study needs; the other baselines are in --quick
+        cfg.diversity = DiversitySettings(seeds_per_point=(3, 3, 3, 3, 3, 2, 1), pretrain_galaxies=1000)
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
     return cfg

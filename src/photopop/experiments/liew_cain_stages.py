@@ -145,6 +145,13 @@ def _stage_gradients(gs: GradientSettings, targets: tuple[str, ...], seed: int):
     return run
 
 
+def _gradient_kw(cfg: Any) -> dict[str, Any]:
+    """`radial_gradients` keywords of the run (the diversity study uses the gradients stage's settings)."""
+    gs = cfg.gradients
+    return dict(r_max=gs.r_max, min_inside=gs.min_inside, min_outside=gs.min_outside, n_boot=gs.n_boot,
+                frac=gs.frac, seed=derived_seed(cfg.seed, "gradients"))
+
+
 def _gradient_table(grads: pd.DataFrame, source: str, target: str) -> pd.DataFrame:
     g = grads[(grads["source"] == source) & (grads["target"] == target)]
     return g.set_index("galaxy_id")

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from ..evaluation.galaxy_studies import gradient_differences
 from ..evaluation.metrics import nmad
 from ..io import atomic_path
+from .diversity_figures import add_diversity_section
 from .gradient_figures import TARGET_LABELS, plot_gradient_differences, plot_gradient_mass, plot_radial_profile
 from .html import HTMLReport
 
@@ -219,25 +220,7 @@ def write_liew_cain_report(out_dir: str | Path, metrics: Mapping[str, Any], data
                             "(likelihood weighting of a >= 1e5-spaxel library drawn with its own seed). "
                             "σ/floor: robust σ over the floor's.")
 
-    div = metrics.get("diversity")
-    if div:
-        rep.heading("Does Set B reach Set A with more galaxies? (Sects. 4.5, 5)")
-        rows = []
-        for r in div:
-            row = {"training galaxies": r["n_galaxies"], "repeats": r["seeds"]}
-            for t in targets:
-                v = r["set_b"][t]
-                row[f"Set B σ {t}"] = _num(v["robust_sigma"])
-                row[f"± {t}"] = _num(v.get("robust_sigma_std"))
-                row[f"σ/floor {t}"] = _num((r.get("ratio_to_floor") or {}).get(t))
-            rows.append(row)
-        ref = div[0]
-        rep.table(rows, caption="CNNs trained on N simulated galaxies (same priors, unseen galaxies) predicting every "
-                                "spaxel of this survey; mean and standard deviation over repeats. References: this "
-                                "run's Set A " + ", ".join(f"{t} {_num(ref['set_a_reference'][t])}" for t in targets)
-                                + "; information floor " + (", ".join(f"{t} {_num(ref['floor'][t]['robust_sigma'])}"
-                                                                    for t in targets) if ref.get("floor") else "n/a")
-                                + ".")
+    add_diversity_section(rep, metrics, figdir, targets, _save)
 
     bp = metrics.get("bagpipes")
     if bp:

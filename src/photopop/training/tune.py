@@ -40,6 +40,11 @@ class SearchSpace:
     learning_rate: tuple[float, float] = (1e-4, 1e-2)  # log-uniform
     batch_size: tuple[int, ...] = (128, 256, 512)
     optimizer: tuple[str, ...] = ("adam", "rmsprop")
+    #: optional dimensions (empty: not searched, the TuneConfig value is used; existing studies are unchanged)
+    lr_schedule: tuple[str, ...] = ()              # e.g. ("none", "plateau")
+    input_kind: tuple[str, ...] = ()               # e.g. ("mag", "colour", "flux")
+    max_epochs: tuple[int, ...] = ()               # epoch budget, e.g. (80, 300, 1000)
+    patience: tuple[int, ...] = ()                 # early-stopping patience, e.g. (10, 25, 50)
 
 
 @dataclass
@@ -87,7 +92,15 @@ def suggest(trial: Any, space: SearchSpace, base: TrainConfig) -> tuple[SEDCNNCo
                            "learning_rate": trial.suggest_float("learning_rate", *space.learning_rate, log=True),
                            "batch_size": trial.suggest_categorical("batch_size", list(space.batch_size)),
                            "optimizer": trial.suggest_categorical("optimizer", list(space.optimizer))})
+    for name in ("lr_schedule", "max_epochs", "patience"):
+        if getattr(space, name):
+            setattr(train, name, trial.suggest_categorical(name, list(getattr(space, name))))
     return arch, train
+
+
+def suggest_input_kind(trial: Any, space: SearchSpace, default: str) -> str:
+    """The trial's input scaling ('mag', 'colour', 'flux') when searched, else `default`."""
+    return trial.suggest_categorical("input_kind", list(space.input_kind)) if space.input_kind else default
 
 
 def tune(data: Any, config: TuneConfig | None = None, out_dir: str | Path = "sed_tune", *,
@@ -125,7 +138,8 @@ def _tune(data: Any, config: TuneConfig, out_dir: Path, *, bands: Any, quiet: bo
 
     def objective(trial: Any) -> float:
         arch, train = suggest(trial, cfg.space, cfg.train)
-        reg = SEDRegressor(SEDRegressorConfig(targets=tuple(cfg.targets), input_kind=cfg.input_kind,
+        kind = suggest_input_kind(trial, cfg.space, cfg.input_kind)
+        reg = SEDRegressor(SEDRegressorConfig(targets=tuple(cfg.targets), input_kind=kind,
                                               architecture=arch, train=train))
 
         def report(epoch: int, rec: dict[str, float]) -> None:
@@ -172,7 +186,10 @@ def _tune(data: Any, config: TuneConfig, out_dir: Path, *, bands: Any, quiet: bo
     arch, train = suggest(_Fixed(best.params), cfg.space, cfg.train)
     import tomli_w
 
-    write_text_atomic(out / "best_params.toml", tomli_w.dumps({"architecture": to_dict(arch), "train": to_dict(train)}))
+    best_cfg: dict[str, Any] = {"architecture": to_dict(arch), "train": to_dict(train)}
+    if cfg.space.input_kind:
+        best_cfg = {"input_kind": suggest_input_kind(_Fixed(best.params), cfg.space, cfg.input_kind), **best_cfg}
+    write_text_atomic(out / "best_params.toml", tomli_w.dumps(best_cfg))
     write_json_atomic(out / "best_trial.json", {"number": best.number, "value": best.value, "params": best.params,
                                                 "user_attrs": best.user_attrs, "direction": "minimize",
                                                 "n_complete": len(complete), "n_trials": len(study.trials)})
