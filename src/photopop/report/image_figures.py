@@ -30,21 +30,6 @@ from ..evaluation.metrics import binned_stats, nmad, rmse
 C_RMSE, C_NMAD, C_MED = "tab:blue", "tab:orange", "tab:red"
 
 
-def lupton_rgb(images_gri: np.ndarray, stretch: float = 0.5, q: float = 8.0) -> np.ndarray:
-    """uint8 (k, H, W, 3) colour composites of (k, 3, H, W) g, r, i images: R <- i, G <- r, B <- g.
-
-    Lupton et al. (2004) asinh stretch via astropy's `make_lupton_rgb`, one shared scaling per
-    image; `stretch` is in the images' units (e.g. nanomaggies per pixel).
-    """
-    from astropy.visualization import make_lupton_rgb
-
-    x = np.asarray(images_gri, dtype=np.float64)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected (k, 3, H, W) g, r, i images, got {x.shape}")
-    return np.stack([make_lupton_rgb(im[2], im[1], im[0], stretch=stretch, Q=q) for im in x]) if len(x) else \
-        np.zeros((0, x.shape[2], x.shape[3], 3), np.uint8)
-
-
 def example_rows(z_true: np.ndarray, z_pred: np.ndarray, n: int = 5, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """Row labels and indices of Fig. 1: (a) lowest predicted ... (g) random; ties broken by index."""
     t = np.asarray(z_true, dtype=float)

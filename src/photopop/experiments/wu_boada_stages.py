@@ -1,0 +1,148 @@
+"""The pieces of `photopop reproduce wu-boada-2019`: the 60/20/20 split, the mock's injected scatter, and the
+bodies of the CNN and baseline stages (each writes predictions.parquet and result.json into its stage folder).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import to_dict
+from ..errors import InputError
+from ..evaluation.metrics import scores
+from ..io import read_table, write_json_atomic, write_table_atomic
+from ..models.baselines import ConstantBaseline, RandomForestBaseline
+from ..models.image_regressor import ImageModelConfig, ImageSource
+from ..simulate.images import ImageSurveyConfig
+from ..simulate.mzr import LabelConfig, fmr_oh
+from ..splits import make_folds
+from ..training.image_fit import ImageFitConfig, fit_image_regressor
+from .stages import StageResult
+from .wu_boada_config import WuBoada2019Config
+
+
+def split_60_20_20(n: int, seed: int) -> dict[str, np.ndarray]:
+    """Seeded random 60/20/20 split: five equal random folds, 0-2 train, 3 validation, 4 test."""
+    if n < 5:
+        raise InputError(f"need at least 5 galaxies for a 60/20/20 split, got {n}")
+    folds = make_folds(n, scheme="random", n_folds=5, seed=seed)
+    return {"train": np.flatnonzero(folds <= 2), "val": np.flatnonzero(folds == 3), "test": np.flatnonzero(folds == 4)}
+
+
+def injected_scatter(catalog: pd.DataFrame, labels: LabelConfig, rows: np.ndarray | None = None) -> float | None:
+    """RMS of the unpredictable part of the mock ``oh`` (see the module doc); None without mock columns."""
+    need = ("oh", "oh_true", "oh_fibre_true", "log_mstar", "delta_log_sfr", "size_residual_dex")
+    if any(c not in catalog.columns for c in need):
+        return None
+    c = catalog if rows is None else catalog.iloc[rows]
+    random_term = (c["oh_true"].to_numpy() - fmr_oh(c["log_mstar"].to_numpy(), c["delta_log_sfr"].to_numpy(), labels)
+                   - labels.size_coupling * c["size_residual_dex"].to_numpy())
+    noise = c["oh"].to_numpy() - c["oh_fibre_true"].to_numpy()
+    e = random_term + noise
+    return float(np.sqrt(np.mean(e**2)))
+
+
+def mock_labels(folder: Path) -> LabelConfig | None:
+    """The label model of a mock image set (from its config.toml), or None for real data."""
+    path = folder / "config.toml"
+    if not path.exists():
+        return None
+    try:
+        from ..config import load_config
+
+        return load_config(ImageSurveyConfig, path).labels
+    except InputError:
+        return None
+
+
+def fit_settings(fit: ImageFitConfig) -> dict[str, Any]:
+    """Training settings that change the numbers (not the device or thread count)."""
+    d = to_dict(fit)
+    for k in ("device", "num_threads", "eval_batch_size"):
+        d.pop(k, None)
+    return d
+
+
+def train_cnn(out: Path, source: ImageSource, y: np.ndarray, names: list[str], split: dict[str, np.ndarray],
+               cfg: WuBoada2019Config, model_cfg: ImageModelConfig, fit: ImageFitConfig, say: Callable[[str], None],
+               save_model: bool) -> None:
+    res = fit_image_regressor(source, y, split["train"], split["val"], names, model_config=model_cfg, config=fit,
+                              log=say)
+    t0 = time.perf_counter()
+    test = split["test"]
+    pred = res.model.predict(source, tta=cfg.tta, batch_size=max(8, fit.eval_batch_size // 8 if cfg.tta else
+                                                                    fit.eval_batch_size),
+                             device=next(res.model.parameters()).device, indices=test)
+    predict_s = time.perf_counter() - t0
+    df = pd.DataFrame({"row": test})
+    for j, name in enumerate(names):
+        df[f"{name}_true"] = y[test, j]
+        df[f"{name}_pred"] = pred[:, j]
+    write_table_atomic(df, out / "predictions.parquet")
+    res.history.to_csv(out / "history.csv", index=False)
+    info = {"best_epoch": res.best_epoch, "best_val_loss": res.best_val_loss, "train_seconds": res.train_seconds,
+            "predict_seconds": predict_s, "n_test": int(test.size), "image_size": source.image_size,
+            "pretrained_source": res.model.pretrained_source}
+    write_json_atomic(out / "result.json", info)
+    if save_model:
+        res.model.save(out / "model", extra_config=res.model.extra_config)
+
+
+def read_pred(stage: StageResult, name: str) -> tuple[np.ndarray, np.ndarray]:
+    df = read_table(stage.file("predictions.parquet"))
+    return df["row"].to_numpy(), df[f"{name}_pred"].to_numpy()
+
+
+def rf_stage(out: Path, catalog: pd.DataFrame, target: str, split: dict[str, np.ndarray], cfg: WuBoada2019Config,
+              say: Callable[[str], None]) -> None:
+    y = catalog[target].to_numpy(dtype=float)
+    tr, va, te = split["train"], split["val"], split["test"]
+    rows: dict[str, Any] = {"row": te, f"{target}_true": y[te]}
+    info: dict[str, Any] = {}
+    for name, bands in (("rf_gri", "gri"), ("rf_ugriz", "ugriz")):
+        cols = [f"mag_{b}" for b in bands]
+        missing = [c for c in cols if c not in catalog.columns]
+        if missing:
+            say(f"{name}: catalogue lacks {missing}; skipped")
+            continue
+        x = catalog[cols].to_numpy(dtype=float)
+        best = (np.inf, None)
+        for leaf in cfg.rf_leaf_grid:  # choose min_samples_leaf on the validation galaxies
+            rf_cfg = dataclasses.replace(cfg.random_forest, min_samples_leaf=int(leaf))
+            model = RandomForestBaseline(rf_cfg, seed=cfg.seed).fit(x[tr], y[tr])
+            val_rmse = float(np.sqrt(np.mean((model.predict(x[va]) - y[va]) ** 2)))
+            if val_rmse < best[0]:
+                best = (val_rmse, (int(leaf), model))
+        leaf, model = best[1]  # type: ignore[misc]
+        rows[f"{name}_pred"] = model.predict(x[te])
+        info[name] = {"min_samples_leaf": leaf, "val_rmse": best[0], "features": cols}
+        say(f"{name}: min_samples_leaf={leaf} (validation RMSE {best[0]:.4f})")
+    const = ConstantBaseline().fit(np.zeros((tr.size, 1)), y[tr])
+    rows["constant_pred"] = const.predict(np.zeros((te.size, 1)))
+    info["constant"] = {"value": float(const.value_)}
+    write_table_atomic(pd.DataFrame(rows), out / "predictions.parquet")
+    write_json_atomic(out / "result.json", info)
+
+
+def score(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    s = scores(truth, pred)
+    return {"rmse": s["rmse"], "nmad": s["nmad"], "bias": s["bias"], "n": s["n"]}
+
+
+
+__all__ = [
+    "fit_settings",
+    "injected_scatter",
+    "mock_labels",
+    "read_pred",
+    "rf_stage",
+    "score",
+    "split_60_20_20",
+    "train_cnn",
+]
