@@ -24,6 +24,7 @@ from .colour_table import (
     distance_modulus,
     kpc_per_arcsec,
 )
+from .fibre import fibre_offset, gradient_dex_per_re
 from .image_config import RENDER_BANDS, ImageSurveyConfig
 from .image_config import RENDER_INDEX as _RB
 from .image_photometry import (
@@ -35,7 +36,6 @@ from .image_photometry import (
 )
 from .mzr import (
     draw_sfr,
-    fibre_mean_radius,
     main_sequence_log_sfr,
     oh_true_model,
     stellar_zh_from_gas,
@@ -136,7 +136,7 @@ def _draw_candidates(cfg: ImageSurveyConfig, rng: np.random.Generator, n: int, t
         re_disc_kpc=re_disc_kpc, re_bulge_kpc=re_bulge_kpc, size_residual_dex=size_res,
         re_disc_arcsec=re_disc_kpc / kpc_arcsec, re_bulge_arcsec=re_bulge_kpc / kpc_arcsec,
         inclination_deg=incl, axis_ratio=q_proj, pa_deg=pa, bulge_axis_ratio=q_bulge,
-        oh_true=oh_true, zh_stars=zh_gas, a_v=av_disc, n_knots=n_knots, clump_fraction=clump_frac,
+        oh_true=oh_true, zh_stars=zh_gas, a_v=av_disc, a_v_faceon=av0, n_knots=n_knots, clump_fraction=clump_frac,
         f_bulge=f_bulge, f_disc_smooth=f_disc_smooth, f_knots=f_knots, f_total=f_total,
         r_petro_true=nmgy_to_ab_mag(f_petro_r),
     )
@@ -164,9 +164,8 @@ def draw_catalog(cfg: ImageSurveyConfig, rng: np.random.Generator,
     g = {k: np.concatenate([p[k] for p in parts])[:n] for k in parts[0]}
     lc = cfg.labels
     # fibre metallicity (noise-free, then observed)
-    rbar = fibre_mean_radius(g["re_disc_arcsec"], g["inclination_deg"], lc.fibre_radius_arcsec,
-                             lc.emission_thickness, lc.fibre_seeing_fwhm_arcsec)
-    oh_fibre_true = g["oh_true"] + lc.gradient_dex_per_re * (rbar - lc.pivot_re)
+    offset, rbar = fibre_offset(g["re_disc_arcsec"], g["inclination_deg"], g["log_mstar"], g["a_v_faceon"], lc)
+    oh_fibre_true = g["oh_true"] + offset
     oh_obs = oh_fibre_true + lc.oh_noise * rng.standard_normal(n)
     # PSF per galaxy and band (FWHM ∝ lambda^-0.2 around the r-band value)
     pivots_gri = pivots[_RB]
@@ -201,6 +200,7 @@ def draw_catalog(cfg: ImageSurveyConfig, rng: np.random.Generator,
     cat["oh_true"] = g["oh_true"]
     cat["oh_fibre_true"] = oh_fibre_true
     cat["fibre_mean_r_re"] = rbar
+    cat["fibre_gradient_dex_per_re"] = gradient_dex_per_re(g["log_mstar"], lc)
     for k in ("log_mstar", "sfr", "log_sfr", "log_ssfr", "delta_log_sfr", "is_quenched", "redshift"):
         cat[k] = g[k]
     for b, band in enumerate(BANDS_UGRIZ):
@@ -216,7 +216,7 @@ def draw_catalog(cfg: ImageSurveyConfig, rng: np.random.Generator,
     cat["pa_deg"] = g["pa_deg"]
     cat["bulge_fraction"] = g["f_bulge"][:, 2] / f_true[:, 2]
     for k in ("bulge_mass_fraction", "sersic_n", "re_disc_kpc", "re_disc_arcsec", "re_bulge_kpc",
-              "re_bulge_arcsec", "size_residual_dex", "zh_stars", "a_v", "n_knots", "clump_fraction"):
+              "re_bulge_arcsec", "size_residual_dex", "zh_stars", "a_v", "a_v_faceon", "n_knots", "clump_fraction"):
         cat[k] = g[k]
     cat["distmod"] = distance_modulus(g["redshift"])
     for b, band in enumerate(RENDER_BANDS):
