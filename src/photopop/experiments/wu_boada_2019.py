@@ -43,7 +43,7 @@ from ..datasets.image_set import ImageSet
 from ..errors import InputError
 from ..evaluation.mzr_analysis import mzr_comparison
 from ..io import read_table, write_json_atomic, write_table_atomic
-from ..models.image_regressor import as_image_source, fit_input_normalisation
+from ..models.image_regressor import fit_input_normalisation
 from ..simulate.images import simulate_image_survey
 from ..simulate.mzr import mzr_tremonti04
 from .stages import StageResult, StageRunner
@@ -55,13 +55,19 @@ from .wu_boada_config import (
     load_wu_boada_config,
     preset_config,
 )
-from .wu_boada_stages import fit_settings as _fit_settings
-from .wu_boada_stages import injected_scatter, split_60_20_20
-from .wu_boada_stages import mock_labels as _mock_labels
-from .wu_boada_stages import read_pred as _read_pred
-from .wu_boada_stages import rf_stage as _rf_stage
-from .wu_boada_stages import score as _score
-from .wu_boada_stages import train_cnn as _train_cnn
+from .wu_boada_stages import (
+    fit_settings,
+    floor_summary,
+    image_inputs,
+    injected_scatter,
+    mock_labels,
+    read_pred,
+    resolution_row,
+    rf_stage,
+    score,
+    split_60_20_20,
+    train_cnn,
+)
 
 
 @dataclass
@@ -104,7 +110,7 @@ def _run_wu_boada_2019(cfg: WuBoada2019Config, out: Path, progress: Callable[[st
                     "ids_hash": str(pd.util.hash_array(ids).sum()),
                     "mtime": (Path(cfg.data) / "images.h5").stat().st_mtime}
         survey_stage = runner.run("survey", {"external": data_key}, lambda d, u: None, version=STAGE_VERSION)
-        labels = _mock_labels(Path(cfg.data))
+        labels = mock_labels(Path(cfg.data))
     else:
         workers = cfg.simulate_workers if cfg.simulate_workers > 0 else None
 
@@ -121,29 +127,35 @@ def _run_wu_boada_2019(cfg: WuBoada2019Config, out: Path, progress: Callable[[st
     finite = np.isfinite(catalog[cfg.target].to_numpy(dtype=float))
     if not finite.all():
         raise InputError(f"{int((~finite).sum())} galaxies have no finite {cfg.target!r}; drop them from the image set")
-    source = as_image_source(iset, use=cfg.use).in_memory()
+    source, inputs = image_inputs(iset, cfg, say)
+    source = source.in_memory()
     native = source.image_size
     split = split_60_20_20(len(iset), cfg.seed)
     say(f"data: {len(iset)} galaxies of {native}x{native} px; train/val/test = "
         f"{split['train'].size}/{split['val'].size}/{split['test'].size}")
     model_cfg = cfg.model
+    if source.pixel_kind == "rgb8" and model_cfg.input_transform == "asinh":
+        # the composites are asinh-stretched already (Lupton et al. 2004): the network sees them linearly
+        model_cfg = dataclasses.replace(model_cfg, input_transform="linear")
     if model_cfg.input_transform == "asinh" and not model_cfg.softening:
         # one stretch for every resolution: fitted on the native training images (block averages keep
         # surface brightness, so the same softening means the same stretch at every pixel size)
         soft, _, _ = fit_input_normalisation(source, split["train"][:512], "asinh", model_cfg.softening_factor)
         model_cfg = dataclasses.replace(model_cfg, softening=tuple(float(b) for b in soft))
     common = {"seed": cfg.seed, "target": cfg.target, "use": cfg.use, "model": to_dict(model_cfg), "tta": cfg.tta}
+    if inputs.get("composites") == "made":
+        common["inputs"] = inputs
 
     # -- CNN on metallicity -----------------------------------------------------------------------
     y = catalog[[cfg.target]].to_numpy(dtype=float)
-    cnn = runner.run("cnn", {**common, "fit": _fit_settings(cfg.fit)},
-                     lambda d, u: _train_cnn(d, source, y, [cfg.target], split, cfg, model_cfg, cfg.fit, say, True),
+    cnn = runner.run("cnn", {**common, "fit": fit_settings(cfg.fit)},
+                     lambda d, u: train_cnn(d, source, y, [cfg.target], split, cfg, model_cfg, cfg.fit, say, True),
                      upstream=[survey_stage], version=STAGE_VERSION)
 
     # -- baselines ----------------------------------------------------------------------------------
     base = runner.run("baselines", {"seed": cfg.seed, "target": cfg.target, "rf": to_dict(cfg.random_forest),
                                     "leaf_grid": list(cfg.rf_leaf_grid)},
-                      lambda d, u: _rf_stage(d, catalog, cfg.target, split, cfg, say),
+                      lambda d, u: rf_stage(d, catalog, cfg.target, split, cfg, say),
                       upstream=[survey_stage], version=STAGE_VERSION)
 
     # -- stellar-mass route ---------------------------------------------------------------------------
@@ -152,58 +164,72 @@ def _run_wu_boada_2019(cfg: WuBoada2019Config, out: Path, progress: Callable[[st
         ym = catalog[[cfg.mass_column]].to_numpy(dtype=float)
         if not np.all(np.isfinite(ym)):
             raise InputError(f"stellar masses ({cfg.mass_column!r}) contain NaN/inf")
-        mass = runner.run("mass", {**common, "mass_column": cfg.mass_column, "fit": _fit_settings(cfg.fit)},
-                          lambda d, u: _train_cnn(d, source, ym, [cfg.mass_column], split, cfg, model_cfg, cfg.fit,
+        mass = runner.run("mass", {**common, "mass_column": cfg.mass_column, "fit": fit_settings(cfg.fit)},
+                          lambda d, u: train_cnn(d, source, ym, [cfg.mass_column], split, cfg, model_cfg, cfg.fit,
                                                   say, False),
                           upstream=[survey_stage], version=STAGE_VERSION)
 
     # -- resolution study ------------------------------------------------------------------------------
     res_fit = cfg.fit if not cfg.resolution_epochs else dataclasses.replace(
         cfg.fit, epochs=cfg.resolution_epochs, freeze_epochs=min(cfg.fit.freeze_epochs, cfg.resolution_epochs))
-    res_stages: dict[int, StageResult] = {}
+    # every size (the native one too, beside the main CNN) is trained with `resolution_seeds` network seeds
+    res_stages: dict[int, list[StageResult]] = {native: [cnn]}
+    for k in range(1, cfg.resolution_seeds):
+        fit_k = dataclasses.replace(cfg.fit, seed=cfg.fit.seed + k)
+        res_stages[native].append(runner.run(
+            f"cnn-seed{k}", {**common, "fit": fit_settings(fit_k)},
+            lambda d, u, f=fit_k: train_cnn(d, source, y, [cfg.target], split, cfg, model_cfg, f, say, False),
+            upstream=[survey_stage], version=STAGE_VERSION))
     for p in sorted({int(p) for p in cfg.resolutions if p < native}, reverse=True):
         if native % p:
             say(f"resolution {p}: {native} is not a multiple of {p}; skipped")
             continue
         src_p = source.rebinned(p)
-        res_stages[p] = runner.run(
-            f"res{p}", {**common, "pixels": p, "fit": _fit_settings(res_fit)},
-            lambda d, u, s=src_p: _train_cnn(d, s, y, [cfg.target], split, cfg, model_cfg, res_fit, say, False),
-            upstream=[survey_stage], version=STAGE_VERSION)
+        res_stages[p] = []
+        for k in range(cfg.resolution_seeds):
+            fit_k = res_fit if k == 0 else dataclasses.replace(res_fit, seed=res_fit.seed + k)
+            res_stages[p].append(runner.run(
+                f"res{p}" if k == 0 else f"res{p}-seed{k}", {**common, "pixels": p, "fit": fit_settings(fit_k)},
+                lambda d, u, s=src_p, f=fit_k: train_cnn(d, s, y, [cfg.target], split, cfg, model_cfg, f, say, False),
+                upstream=[survey_stage], version=STAGE_VERSION))
 
     # -- assemble ---------------------------------------------------------------------------------------
     test = split["test"]
     t = catalog[cfg.target].to_numpy(dtype=float)[test]
-    rows, cnn_pred = _read_pred(cnn, cfg.target)
+    rows, cnn_pred = read_pred(cnn, cfg.target)
     if not np.array_equal(rows, test):
         raise InputError(f"cached stage {cnn.path} was made for another split; rerun with --force cnn")
     bdf = read_table(base.file("predictions.parquet"))
     pred = pd.DataFrame({"id": catalog["id"].to_numpy()[test], "row": test, f"{cfg.target}_true": t,
                          "log_mstar_true": catalog[cfg.mass_column].to_numpy(dtype=float)[test], "cnn": cnn_pred})
-    metrics: dict[str, Any] = {"cnn": _score(t, cnn_pred)}
-    for name in ("rf_gri", "rf_ugriz", "constant"):
+    metrics: dict[str, Any] = {"cnn": score(t, cnn_pred)}
+    for name in ("rf_gri", "rf_ugriz", "constant", "rf_latent"):
         if f"{name}_pred" in bdf.columns:
             pred[name] = bdf[f"{name}_pred"].to_numpy()
-            metrics[name] = _score(t, pred[name].to_numpy())
+            metrics[name] = score(t, pred[name].to_numpy())
     base_info = json.loads(base.file("result.json").read_text())
     if mass is not None:
-        _, m_pred = _read_pred(mass, cfg.mass_column)
+        _, m_pred = read_pred(mass, cfg.mass_column)
         z_mzr = mzr_tremonti04(m_pred)
         pred["log_mstar_pred"] = m_pred
         pred["oh_mzr"] = z_mzr
-        ms = _score(pred["log_mstar_true"].to_numpy(), m_pred)
-        metrics["mass_route"] = {**_score(t, z_mzr), "mass_rmse": ms["rmse"], "mass_nmad": ms["nmad"],
+        ms = score(pred["log_mstar_true"].to_numpy(), m_pred)
+        metrics["mass_route"] = {**score(t, z_mzr), "mass_rmse": ms["rmse"], "mass_nmad": ms["nmad"],
                                  "mass_bias": ms["bias"],
-                                 "mzr_of_true_mass": _score(t, mzr_tremonti04(pred["log_mstar_true"].to_numpy()))}
+                                 "mzr_of_true_mass": score(t, mzr_tremonti04(pred["log_mstar_true"].to_numpy()))}
     intrinsic = injected_scatter(catalog, labels, test) if labels is not None else None
     metrics["intrinsic_scatter"] = intrinsic
     metrics["cnn_over_intrinsic"] = (metrics["cnn"]["rmse"] / intrinsic) if intrinsic else None
-    resolution = [{"pixels": native, **{k: metrics["cnn"][k] for k in ("rmse", "nmad")}}]
-    for p, st in res_stages.items():
-        _, rp = _read_pred(st, cfg.target)
-        pred[f"cnn_{p}px"] = rp
-        s = _score(t, rp)
-        resolution.append({"pixels": p, "rmse": s["rmse"], "nmad": s["nmad"]})
+    metrics["floor"] = floor_summary(metrics, intrinsic)
+    resolution = []
+    for p, stages in res_stages.items():
+        per_seed = []
+        for k, st in enumerate(stages):
+            _, rp = read_pred(st, cfg.target)
+            if k == 0 and p != native:
+                pred[f"cnn_{p}px"] = rp
+            per_seed.append(score(t, rp))
+        resolution.append(resolution_row(p, per_seed))
     metrics["resolution"] = sorted(resolution, key=lambda r: -r["pixels"])
     mzr = mzr_comparison(pred["log_mstar_true"], t, cnn_pred, relation=mzr_tremonti04, width=cfg.mzr_bin_width,
                          min_count=cfg.mzr_min_count)
@@ -217,7 +243,7 @@ def _run_wu_boada_2019(cfg: WuBoada2019Config, out: Path, progress: Callable[[st
         "pretrained_source": cnn_info.get("pretrained_source"), "tta": cfg.tta,
         "cnn_best_epoch": cnn_info.get("best_epoch"), "cnn_train_seconds": cnn_info.get("train_seconds"),
         "cnn_predict_seconds": cnn_info.get("predict_seconds"),
-        "rf": {k: base_info.get(k) for k in ("rf_gri", "rf_ugriz")},
+        "rf": {k: base_info.get(k) for k in ("rf_gri", "rf_ugriz", "rf_latent")}, "inputs": inputs,
         "stages": {name: {"hash": r.hash, "cached": r.cached, "seconds": round(r.seconds, 2)}
                    for name, r in runner.results.items()},
         "seconds": round(time.perf_counter() - t_start, 2), "photopop_version": __version__, "data": str(iset.path),
@@ -249,6 +275,11 @@ def _checks(m: dict[str, Any]) -> dict[str, Any]:
     res = sorted(m.get("resolution", []), key=lambda r: r["pixels"])
     if len(res) >= 2:
         out["highest_resolution_beats_lowest"] = bool(res[-1]["rmse"] < res[0]["rmse"])
+        lo, hi = res[0], res[-1]
+        if lo.get("rmse_std") is not None and hi.get("rmse_std") is not None:
+            # difference of the seed means in units of its standard error
+            se = np.sqrt(lo["rmse_std"] ** 2 / lo["seeds"] + hi["rmse_std"] ** 2 / hi["seeds"])
+            out["lowest_minus_highest_resolution_in_se"] = float((lo["rmse"] - hi["rmse"]) / se) if se > 0 else None
         r = np.array([x["rmse"] for x in res])
         p = np.log2([x["pixels"] for x in res])
         out["rmse_vs_log_pixels_slope"] = float(np.polyfit(p, r, 1)[0])

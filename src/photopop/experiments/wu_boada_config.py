@@ -41,7 +41,9 @@ class WuBoada2019Config:
 
     preset: str = "full"
     data: str = ""  # an existing ImageSet folder; empty = simulate `survey`
-    use: str = "images"  # 'images' (calibrated g, r, i) or 'rgb' (8-bit irg composites, as the paper's JPEGs)
+    #: the CNN's inputs: 'rgb' (the paper's: 8-bit asinh-stretched irg JPEG composites; made from the calibrated
+    #: images with the survey's rgb_* settings where a set has none) or 'images' (linear calibrated g, r, i fluxes)
+    use: str = "rgb"
     survey: ImageSurveyConfig = field(default_factory=ImageSurveyConfig)
     simulate_workers: int = 1
     target: str = "oh"
@@ -52,6 +54,7 @@ class WuBoada2019Config:
     tta: bool = True
     resolutions: tuple[int, ...] = (64, 32, 16, 8, 4, 2, 1)  # sizes below the native one get their own CNN
     resolution_epochs: int = 0  # epochs of the resolution CNNs (0 = as `fit`)
+    resolution_seeds: int = 1  # network seeds per resolution (the native one too): mean and std over them
     mass_route: bool = True
     random_forest: RandomForestConfig = field(default_factory=lambda: RandomForestConfig(
         n_estimators=200, max_depth=0, min_samples_leaf=5, max_features=1.0))
@@ -67,6 +70,8 @@ class WuBoada2019Config:
             raise InputError(f"use must be 'images' or 'rgb', got {self.use!r}")
         if any(int(p) != p or p < 1 for p in self.resolutions):
             raise InputError(f"resolutions must be positive pixel counts, got {self.resolutions}")
+        if self.resolution_seeds < 1:
+            raise InputError(f"resolution_seeds must be >= 1, got {self.resolution_seeds}")
         if not self.rf_leaf_grid:
             raise InputError("rf_leaf_grid needs at least one value")
         self.model.validate()
@@ -87,7 +92,7 @@ def preset_config(name: str) -> WuBoada2019Config:
             model=ImageModelConfig(arch="resnet18", pretrained="auto"),
             fit=ImageFitConfig(epochs=8, freeze_epochs=1, batch_size=32, optimizer="adamw", lr_frozen=3e-3,
                                lrs=(3e-4, 1e-3, 3e-3), weight_decay=1e-2),
-            resolutions=(16, 8, 4, 2, 1), rf_leaf_grid=(2, 5, 10, 20))
+            resolutions=(16, 8, 4, 2, 1), resolution_seeds=3, rf_leaf_grid=(2, 5, 10, 20))
     if name == "tiny":
         return WuBoada2019Config(
             preset="tiny",

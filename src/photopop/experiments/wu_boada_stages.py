@@ -14,17 +14,19 @@ import numpy as np
 import pandas as pd
 
 from ..config import to_dict
+from ..datasets.composite import lupton_rgb
+from ..datasets.image_set import RGB_CHANNELS, ImageSet
 from ..errors import InputError
 from ..evaluation.metrics import scores
 from ..io import read_table, write_json_atomic, write_table_atomic
 from ..models.baselines import ConstantBaseline, RandomForestBaseline
-from ..models.image_regressor import ImageModelConfig, ImageSource
+from ..models.image_regressor import ImageModelConfig, ImageSource, as_image_source
 from ..simulate.images import ImageSurveyConfig
 from ..simulate.mzr import LabelConfig, fmr_oh
 from ..splits import make_folds
 from ..training.image_fit import ImageFitConfig, fit_image_regressor
 from .stages import StageResult
-from .wu_boada_config import WuBoada2019Config
+from .wu_boada_config import PAPER, WuBoada2019Config
 
 
 def split_60_20_20(n: int, seed: int) -> dict[str, np.ndarray]:
@@ -33,6 +35,36 @@ def split_60_20_20(n: int, seed: int) -> dict[str, np.ndarray]:
         raise InputError(f"need at least 5 galaxies for a 60/20/20 split, got {n}")
     folds = make_folds(n, scheme="random", n_folds=5, seed=seed)
     return {"train": np.flatnonzero(folds <= 2), "val": np.flatnonzero(folds == 3), "test": np.flatnonzero(folds == 4)}
+
+
+def image_inputs(iset: ImageSet, cfg: WuBoada2019Config,
+                 say: Callable[[str], None]) -> tuple[ImageSource, dict[str, Any]]:
+    """The CNN's inputs (`cfg.use`) and a description of them for the stage hashes.
+
+    'rgb' (the paper's): the set's 8-bit irg composites, read as SDSS JPEG cutouts are
+    (`photopop.datasets.cutouts`); a set with calibrated images only gets composites made on the fly with
+    the survey's Lupton and JPEG settings (`cfg.survey.rgb_*`, `photopop.datasets.composite.lupton_rgb`).
+    'images': the calibrated linear g, r, i fluxes.
+    """
+    if cfg.use == "images":
+        if not iset.has_images:
+            raise InputError(f"{iset.path}: has no calibrated images (only 8-bit composites); set use = 'rgb'")
+        return as_image_source(iset, use="images"), {"use": "images"}
+    if iset.has_rgb:
+        return as_image_source(iset, use="rgb"), {"use": "rgb", "composites": "stored"}
+    s = cfg.survey
+    info = {"use": "rgb", "composites": "made", "q": s.rgb_q, "stretch": s.rgb_stretch,
+            "scales": list(s.rgb_scales), "jpeg_quality": s.rgb_jpeg_quality}
+    say(f"{iset.path} has no colour composites: made from its calibrated images (Lupton Q={s.rgb_q}, "
+        f"stretch={s.rgb_stretch}, scales={tuple(s.rgb_scales)}, JPEG quality {s.rgb_jpeg_quality})")
+    flux = as_image_source(iset, use="images")
+
+    def read(idx: np.ndarray) -> np.ndarray:
+        rgb = lupton_rgb(flux.take(idx), s.rgb_q, s.rgb_stretch, tuple(s.rgb_scales), s.rgb_jpeg_quality)
+        # (i, r, g) display order -> (g, r, i) channels in [0, 1], as `as_image_source(..., use="rgb")`
+        return np.ascontiguousarray(rgb[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+    return ImageSource(read, flux.shape, tuple(reversed(RGB_CHANNELS)), "rgb8"), info
 
 
 def injected_scatter(catalog: pd.DataFrame, labels: LabelConfig, rows: np.ndarray | None = None) -> float | None:
@@ -99,14 +131,22 @@ def read_pred(stage: StageResult, name: str) -> tuple[np.ndarray, np.ndarray]:
     return df["row"].to_numpy(), df[f"{name}_pred"].to_numpy()
 
 
+#: the mock's true galaxy parameters that fix its fibre metallicity up to the injected scatter: the FMR (mass,
+#: SFR offset), the size term, and the fibre aperture (disc size on the sky, inclination, face-on dust)
+LATENT_COLUMNS = ("log_mstar", "delta_log_sfr", "size_residual_dex", "re_disc_arcsec", "inclination_deg",
+                  "a_v_faceon")
+
+
 def rf_stage(out: Path, catalog: pd.DataFrame, target: str, split: dict[str, np.ndarray], cfg: WuBoada2019Config,
               say: Callable[[str], None]) -> None:
     y = catalog[target].to_numpy(dtype=float)
     tr, va, te = split["train"], split["val"], split["test"]
     rows: dict[str, Any] = {"row": te, f"{target}_true": y[te]}
     info: dict[str, Any] = {}
-    for name, bands in (("rf_gri", "gri"), ("rf_ugriz", "ugriz")):
-        cols = [f"mag_{b}" for b in bands]
+    feature_sets = [("rf_gri", [f"mag_{b}" for b in "gri"]), ("rf_ugriz", [f"mag_{b}" for b in "ugriz"])]
+    if all(c in catalog.columns for c in LATENT_COLUMNS):  # a mock: the floor regressor
+        feature_sets.append(("rf_latent", list(LATENT_COLUMNS)))
+    for name, cols in feature_sets:
         missing = [c for c in cols if c not in catalog.columns]
         if missing:
             say(f"{name}: catalogue lacks {missing}; skipped")
@@ -131,16 +171,50 @@ def rf_stage(out: Path, catalog: pd.DataFrame, target: str, split: dict[str, np.
 
 
 def score(truth: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """RMSE, NMAD, bias and count of the residuals pred - truth (`photopop.evaluation.metrics.scores`)."""
     s = scores(truth, pred)
     return {"rmse": s["rmse"], "nmad": s["nmad"], "bias": s["bias"], "n": s["n"]}
 
 
+def resolution_row(pixels: int, per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row of the resolution study: mean RMSE / NMAD over the network seeds, their standard deviations
+    (ddof = 1; None with one seed) and the per-seed values."""
+    r = np.array([s["rmse"] for s in per_seed], dtype=float)
+    m = np.array([s["nmad"] for s in per_seed], dtype=float)
+    k = len(per_seed)
+    return {"pixels": int(pixels), "rmse": float(r.mean()), "nmad": float(m.mean()),
+            "rmse_std": float(r.std(ddof=1)) if k > 1 else None, "nmad_std": float(m.std(ddof=1)) if k > 1 else None,
+            "seeds": k, "rmse_per_seed": r.tolist(), "nmad_per_seed": m.tolist()}
+
+
+def floor_summary(metrics: dict[str, Any], injected: float | None) -> dict[str, Any]:
+    """The information floor of a mock beside the CNN and the forest on gri.
+
+    `injected`: RMS of the scatter the label model adds that no image can see (`injected_scatter`); `rf_latent`:
+    a random forest on the true parameters that fix the rest (`LATENT_COLUMNS`), i.e. what a regressor that
+    knew them would reach on this training set. Ratios: CNN / RF(gri) (the paper: 0.085 / 0.130 = 0.65), and
+    the CNN's and the forest's RMSE over the injected floor.
+    """
+    cnn, rf = metrics["cnn"]["rmse"], metrics.get("rf_gri", {}).get("rmse")
+    out: dict[str, Any] = {"injected_scatter": injected,
+                           "rf_latent": metrics.get("rf_latent"),
+                           "cnn_over_rf_gri": (cnn / rf) if rf else None,
+                           "paper_cnn_over_rf_gri": PAPER["cnn"]["rmse"] / PAPER["rf_gri"]["rmse"],
+                           "cnn_over_floor": (cnn / injected) if injected else None,
+                           "rf_gri_over_floor": (rf / injected) if (rf and injected) else None}
+    return out
+
+
 
 __all__ = [
+    "LATENT_COLUMNS",
     "fit_settings",
+    "floor_summary",
+    "image_inputs",
     "injected_scatter",
     "mock_labels",
     "read_pred",
+    "resolution_row",
     "rf_stage",
     "score",
     "split_60_20_20",

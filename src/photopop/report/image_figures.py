@@ -158,14 +158,20 @@ def fig_resolution(rows: Sequence[dict[str, Any]], baselines: dict[str, dict[str
                    paper: Sequence[dict[str, Any]] | None = None, floor: float | None = None) -> Figure:
     """Fig. 4: CNN RMSE (blue) and NMAD (orange) against image size; baselines as stars/squares.
 
-    `rows`: [{"pixels", "rmse", "nmad"}, ...]; `baselines`: {"rf_gri": {"rmse", "nmad"}, "constant": ...};
+    `rows`: [{"pixels", "rmse", "nmad"[, "rmse_std", "nmad_std"]}, ...] (error bars where the stds are given);
+    `baselines`: {"rf_gri": {"rmse", "nmad"}, "constant": ...};
     `floor`: the best possible scatter (e.g. a mock's intrinsic scatter), drawn as a dotted line.
     """
     fig = Figure(figsize=(6, 4.2))
     ax = fig.subplots()
     df = pd.DataFrame(list(rows)).sort_values("pixels")
-    ax.plot(df["pixels"], df["rmse"], "o-", color=C_RMSE, label="CNN RMSE")
-    ax.plot(df["pixels"], df["nmad"], "o-", color=C_NMAD, label="CNN NMAD")
+    for col, colour, name in (("rmse", C_RMSE, "RMSE"), ("nmad", C_NMAD, "NMAD")):
+        err = df[f"{col}_std"].astype(float).to_numpy() if f"{col}_std" in df else None
+        if err is not None and np.isfinite(err).any():  # mean +- std over network seeds
+            ax.errorbar(df["pixels"], df[col], yerr=np.nan_to_num(err), fmt="o-", color=colour, capsize=3,
+                        label=f"CNN {name} (mean ± std over seeds)")
+        else:
+            ax.plot(df["pixels"], df[col], "o-", color=colour, label=f"CNN {name}")
     x_base = 0.6
     markers = {"rf_gri": ("*", "RF gri"), "rf_ugriz": ("P", "RF ugriz"), "constant": ("s", "constant mean")}
     for key, (marker, name) in markers.items():

@@ -77,11 +77,14 @@ def write_wu_boada_report(out: Path, settings: Mapping[str, Any], metrics: dict[
                   f"{run['image_size']}x{run['image_size']} pixel g,r,i images; 60/20/20 split "
                   f"({run['n_train']}/{run['n_val']}/{run['n_test']}); {cfg['model']['arch']} "
                   f"({run['pretrained_source']}), {cfg['fit']['epochs']} epochs ({cfg['fit']['freeze_epochs']} frozen), "
-                  f"{'8-fold D4 test-time augmentation' if cfg['tta'] else 'no TTA'}. Scores on the test galaxies.")
+                  f"{'8-fold D4 test-time augmentation' if cfg['tta'] else 'no TTA'}. Scores on the test galaxies. "
+                  "CNN inputs: " + ("8-bit asinh-stretched irg JPEG-like composites (the paper's inputs)"
+                                    if cfg["use"] == "rgb" else "linear calibrated g, r, i fluxes") + ".")
     rep.heading("Headline numbers")
     table = []
     names = {"cnn": "CNN (images)", "rf_gri": "random forest, gri", "rf_ugriz": "random forest, ugriz",
-             "constant": "constant mean", "mass_route": "CNN stellar mass → MZR"}
+             "constant": "constant mean", "mass_route": "CNN stellar mass → MZR",
+             "rf_latent": "random forest on the true latent parameters (mock floor)"}
     for key, label in names.items():
         if key not in metrics:
             continue
@@ -107,11 +110,27 @@ def write_wu_boada_report(out: Path, settings: Mapping[str, Any], metrics: dict[
                   {"quantity": "stellar-mass NMAD (dex)", "photopop": _fmt(metrics["mass_route"]["mass_nmad"]),
                    "paper": PAPER["mass_route"]["mass_nmad"]}]
     rep.table(extra, caption="Intrinsic scatter, MZR and stellar mass")
+    fl = metrics.get("floor") or {}
+    if fl.get("injected_scatter") is not None or fl.get("cnn_over_rf_gri") is not None:
+        lat = fl.get("rf_latent") or {}
+        rep.table([{"quantity": "floor: scatter the mock injects that no image shows (RMS)",
+                    "photopop": _fmt(fl.get("injected_scatter")), "paper": "–"},
+                   {"quantity": "floor: random forest on the true latent parameters (RMSE)",
+                    "photopop": _fmt(lat.get("rmse")), "paper": "–"},
+                   {"quantity": "CNN RMSE / random forest gri RMSE", "photopop": _fmt(fl.get("cnn_over_rf_gri")),
+                    "paper": _fmt(fl.get("paper_cnn_over_rf_gri"))},
+                   {"quantity": "CNN RMSE / injected floor", "photopop": _fmt(fl.get("cnn_over_floor")), "paper": "–"},
+                   {"quantity": "random forest gri RMSE / injected floor", "photopop": _fmt(fl.get("rf_gri_over_floor")),
+                    "paper": "–"}],
+                  caption="The information floor of the mock beside the CNN and the forest on gri: how much of what "
+                          "images can tell the CNN finds, and how much morphology adds to integrated colours")
     rep.table([{"check": k, "value": v} for k, v in metrics["checks"].items()], caption="Checks")
     rep.heading("Resolution")
-    rep.table([{"pixels": r["pixels"], "RMSE": _fmt(r["rmse"]), "NMAD": _fmt(r["nmad"])}
+    rep.table([{"pixels": r["pixels"], "RMSE": _fmt(r["rmse"]), "± std": _fmt(r.get("rmse_std")),
+                "NMAD": _fmt(r["nmad"]), "NMAD ± std": _fmt(r.get("nmad_std")), "seeds": r.get("seeds", 1)}
                for r in metrics["resolution"]],
-              caption=f"CNN scatter against image size; paper: {PAPER['resolution']}")
+              caption=f"CNN scatter against image size, mean and standard deviation over network seeds; paper: "
+                      f"{PAPER['resolution']}")
     rep.heading("Figures")
     for name, fig, caption in figures:
         uri = figure_to_data_uri(fig)

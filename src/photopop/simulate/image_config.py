@@ -51,7 +51,8 @@ class ImageSurveyConfig:
     rgb_q: float = 8.0                          # Lupton asinh softening Q
     rgb_stretch: float = 0.4                    # linear stretch (nanomaggies per pixel)
     rgb_scales: tuple[float, float, float] = (1.0, 1.3, 2.2)  # multipliers of i, r, g before the stretch
-    rgb_jpeg_quality: int = 0                   # >0: pass the rgb through JPEG at this quality (real-cutout-like)
+    rgb_jpeg_quality: int = 75                  # JPEG quality of the irg composites, as the SDSS cutouts the paper
+                                                # used are JPEGs (75 = PIL's default); 0 = no JPEG step
     png: bool = False                           # also write cutouts/<id>.png
     compression: str = ""                       # HDF5 compression ('', 'gzip', 'lzf')
     chunk_size: int = 16                        # galaxies per worker task
@@ -88,6 +89,8 @@ class ImageSurveyConfig:
         for name in ("star_rate", "trail_rate", "bad_column_rate"):
             if getattr(self, name) > 1:
                 raise InputError(f"{name} is a fraction and must be <= 1")
+        if not 0 <= self.rgb_jpeg_quality <= 95:
+            raise InputError(f"rgb_jpeg_quality must be 0 (no JPEG) or 1-95, got {self.rgb_jpeg_quality}")
         if self.chunk_size < 1:
             raise InputError("chunk_size must be >= 1")
         self.labels.validate()

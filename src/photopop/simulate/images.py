@@ -100,7 +100,7 @@ def simulate_image_survey(config: ImageSurveyConfig, out_dir: str | os.PathLike,
             "catalog_bands": list(BANDS_UGRIZ), "native_pixel_scale_arcsec": config.native_pixel_scale_arcsec,
             "electrons_per_nanomaggy_gri": geo["e_per"].tolist()}
     rgb_attrs = {"Q": config.rgb_q, "stretch": config.rgb_stretch, "scales_irg": list(config.rgb_scales),
-                 "method": "astropy.visualization.make_lupton_rgb"}
+                 "jpeg_quality": config.rgb_jpeg_quality, "method": "astropy.visualization.make_lupton_rgb"}
     bar = None
     if progress:
         from tqdm import tqdm
