@@ -6,7 +6,11 @@ see `photopop.experiments.stages`):
     survey ─┬─ cnn (12+log(O/H) at full resolution; the model folder is kept)
             ├─ baselines (random forests on gri and ugriz magnitudes, constant mean)
             ├─ mass (CNN on stellar mass; converted with the Tremonti et al. 2004 MZR)
-            └─ res<N> (CNN on images block-averaged to N x N pixels), one per resolution
+            ├─ cnn-seed<k> (the native-size CNN with network seed k, for the resolution study's spread)
+            └─ res<N>[-seed<k>] (CNN on images block-averaged to N x N pixels), per resolution and seed
+
+The CNN's inputs are the paper's by default, 8-bit asinh irg JPEG composites (``use = "rgb"``); linear
+calibrated fluxes with ``use = "images"`` (`wu_boada_stages.image_inputs`).
 
 then ``DIR/metrics.json``, ``DIR/predictions.parquet``, ``DIR/figures/*.png`` and a self-contained
 ``DIR/report.html`` are rebuilt from the stage outputs (cheap, always redone).
@@ -20,7 +24,8 @@ property of the galaxy determines: the Gaussian random term of the label model (
 the FMR and size terms, `photopop.simulate.mzr`) plus the fibre measurement noise (``oh`` minus
 ``oh_fibre_true``), RMS over the test galaxies. It is the floor a perfect image model would reach
 (up to the faint imprint the random term leaves on stellar colours through the stellar
-metallicity). It is None for real data.
+metallicity). It is None for real data. Beside it ``metrics["floor"]`` holds a random forest on the mock's
+true latent parameters and the ratio CNN / RF(gri) (`wu_boada_stages.floor_summary`).
 """
 
 
