@@ -3,8 +3,8 @@
 Usage: python benchmarks/bench_image_information.py [--galaxies N] [--seeds 0 1 2] [--out JSON]
 Draws the mock imaging survey's catalogue (no rendering) and scores random forests (the reproduction's
 forest settings, min_samples_leaf chosen on a validation split) trained on 60 % and tested on 20 % of the
-galaxies, for the fibre physics of `photopop.simulate.fibre` and for the older model (constant -0.10 dex/R_e,
-no dust weighting), with inputs: gri; ugriz; gri + the structure an image shows (half-light radius, axis
+galaxies, for the fibre physics of `photopop.simulate.fibre`, for the older model (constant -0.10 dex/R_e,
+no dust weighting) and for the random term sized by the FMR residual (Mannucci et al. 2010), with inputs: gri; ugriz; gri + the structure an image shows (half-light radius, axis
 ratio, bulge fraction); that + redshift; the true stellar mass; the true latent parameters (the floor
 regressor). Also the injected scatter (the floor). Writes benchmarks/results/image_information.json.
 """
@@ -35,7 +35,8 @@ FEATURES = {
 }
 PHYSICS = {"fibre17_dust": LabelConfig(),
            "constant_gradient_no_dust": LabelConfig(gradient_shape="constant", gradient_dex_per_re=-0.10,
-                                                    fibre_dust=False)}
+                                                    fibre_dust=False),
+           "fibre17_dust_fmr_residual": LabelConfig(oh_scatter_model="fmr_residual")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,3 +96,16 @@ def test_catalogue_fibre_effects_point_the_right_way(catalogues):
 def test_catalogue_is_seeded(catalogues):
     cat, _ = draw_catalog(ImageSurveyConfig(n_galaxies=2000, seed=3), np.random.default_rng(3))
     np.testing.assert_array_equal(cat["oh"], catalogues["dust"]["oh"])
+
+
+def test_fmr_residual_scatter_model():
+    from photopop.simulate.mzr import random_oh_sigma
+
+    lab = LabelConfig(oh_scatter_model="fmr_residual", fmr_residual_scatter=0.06)
+    size_sigma = np.array([0.1, 0.25])
+    got = random_oh_sigma(np.array([9.5, 10.5]), size_sigma, lab)
+    want = np.sqrt(np.maximum(0.06**2 - (0.25 * size_sigma) ** 2 - 0.03**2, 0.0))
+    np.testing.assert_allclose(got, want)
+    assert got[1] == 0.0 and got[0] > 0  # a wide size distribution leaves no room for a random term
+    with pytest.raises(InputError, match="oh_scatter_model"):
+        LabelConfig(oh_scatter_model="x").validate()

@@ -69,6 +69,11 @@ class LabelConfig:
     fmr_dsfr_clip: float = 1.0      # |Delta log SFR| used in the FMR term is clipped to this
     size_coupling: float = -0.25    # d(12+log O/H)/d(log R_e residual), Ellison et al. (2008)
     oh_scatter: float = 0.10        # total intrinsic scatter of oh_true at fixed mass, dex
+    #: how the random term is sized: 'mzr_total' (oh_true scatters by oh_scatter at fixed mass, Tremonti et al.
+    #: 2004) or 'fmr_residual' (the observed scatter at fixed mass and SFR, size term and measurement noise
+    #: included, is fmr_residual_scatter: ~0.05 dex, Mannucci et al. 2010; 0.054, Curti et al. 2020)
+    oh_scatter_model: str = "mzr_total"
+    fmr_residual_scatter: float = 0.05
     gradient_dex_per_re: float = -0.14  # steepest gas metallicity gradient, at log M* = 10.5 (Belfiore et al. 2017)
     gradient_shape: str = "belfiore17"  # 'belfiore17': flat at log M* <= 9, steepest at 10.5, half of it at 11.5;
                                         # 'constant': gradient_dex_per_re at every mass (Sanchez et al. 2014: -0.10)
@@ -91,6 +96,11 @@ class LabelConfig:
                 raise InputError(f"LabelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.quenched_max_fraction <= 1:
             raise InputError("LabelConfig.quenched_max_fraction must lie in [0, 1]")
+        if self.oh_scatter_model not in ("mzr_total", "fmr_residual"):
+            raise InputError(f"LabelConfig.oh_scatter_model must be 'mzr_total' or 'fmr_residual', "
+                             f"got {self.oh_scatter_model!r}")
+        if not self.fmr_residual_scatter >= 0:
+            raise InputError(f"LabelConfig.fmr_residual_scatter must be >= 0, got {self.fmr_residual_scatter}")
         if self.gradient_shape not in ("belfiore17", "constant"):
             raise InputError(f"LabelConfig.gradient_shape must be 'belfiore17' or 'constant', got {self.gradient_shape!r}")
         for name in ("dust_scale_ratio", "dust_height_ratio"):
@@ -136,10 +146,15 @@ def random_oh_sigma(logm: np.ndarray, size_sigma_dex: np.ndarray, cfg: LabelConf
 
     Known terms at fixed mass: FMR (alpha * MZR slope * main-sequence scatter) and size
     (size_coupling * size scatter); the random part is sqrt(oh_scatter^2 - their variances), floored at 0.
+    With ``oh_scatter_model = 'fmr_residual'`` the random part is instead what brings the scatter at fixed mass
+    and SFR, measurement noise included, to `fmr_residual_scatter`: sqrt(fmr_residual^2 - size - noise variances).
     """
+    var_size = (cfg.size_coupling * np.asarray(size_sigma_dex)) ** 2
+    if cfg.oh_scatter_model == "fmr_residual":
+        rest = cfg.fmr_residual_scatter**2 - var_size - cfg.oh_noise**2
+        return np.sqrt(np.maximum(rest, 0.0)) * np.ones(np.shape(logm))
     slope = mzr_slope(np.clip(logm, *MZR_LOGM_RANGE))
     var_fmr = (cfg.fmr_alpha * slope * cfg.ms_scatter) ** 2
-    var_size = (cfg.size_coupling * np.asarray(size_sigma_dex)) ** 2
     return np.sqrt(np.maximum(cfg.oh_scatter**2 - var_fmr - var_size, 0.0))
 
 
