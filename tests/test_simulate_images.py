@@ -13,8 +13,8 @@ from photopop.simulate.colour_table import ab_magnitudes
 from photopop.simulate.images import (ImageSurveyConfig, _bilinear_weights, draw_catalog,
                                       electrons_per_nanomaggy, half_light_radius, petrosian_fraction,
                                       resample_bilinear, simulate_image_survey)
-from photopop.simulate.mzr import (LabelConfig, fibre_mean_radius, fmr_oh, mzr_slope, mzr_tremonti04,
-                                   oh_true_model, random_oh_sigma)
+from photopop.simulate.fibre import fibre_mean_radius
+from photopop.simulate.mzr import LabelConfig, fmr_oh, mzr_slope, mzr_tremonti04, oh_true_model, random_oh_sigma
 
 TINY = dict(image_size=64, n_galaxies=8, chunk_size=3, neighbour_rate=0.5, star_rate=0.25, trail_rate=0.25,
             bad_column_rate=0.25)

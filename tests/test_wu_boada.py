@@ -140,6 +140,13 @@ def test_tiny_run_writes_metrics_in_the_documented_shape(tiny_run):
     assert np.allclose(pred["constant"], pred["constant"].iloc[0])
     model_dirs = list((tiny_run / "stages").glob("cnn-*/model/meta.json"))
     assert len(model_dirs) == 1
+    # the paper's inputs by default: 8-bit irg composites (made from this set's calibrated images, JPEG'd)
+    assert m["run"]["inputs"] == {"use": "rgb", "composites": "made", "q": 8.0, "stretch": 0.4,
+                                  "scales": [1.0, 1.3, 2.2], "jpeg_quality": 75}
+    assert json.loads(model_dirs[0].read_text())["pixel_kind"] == "rgb8"
+    assert m["floor"]["injected_scatter"] == m["intrinsic_scatter"]
+    assert m["floor"]["cnn_over_rf_gri"] == pytest.approx(m["cnn"]["rmse"] / m["rf_gri"]["rmse"])
+    assert all(r["seeds"] == 1 and r["rmse_std"] is None for r in m["resolution"])
 
 
 def test_tiny_run_report_is_self_contained(tiny_run):

@@ -42,6 +42,8 @@ def _add_simulate_args(p: argparse.ArgumentParser) -> None:
                    help="worker processes (default: all CPUs); results do not depend on it")
     p.add_argument("--size", type=arg(positive_int, "--size"), default=None, metavar="PIX", help="cutout size in pixels (default 128)")
     p.add_argument("--png", action="store_true", help="also write cutouts/<id>.png colour composites")
+    p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
+                   help="JPEG quality of the irg composites (default 75, as SDSS JPEG cutouts; 0 = no JPEG step)")
     p.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -59,6 +61,8 @@ def run_simulate_images(args: argparse.Namespace) -> int:
         cfg.image_size = args.size
     if args.png:
         cfg.png = True
+    if args.jpeg_quality is not None:
+        cfg.rgb_jpeg_quality = args.jpeg_quality
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers must be >= 1")
     s = simulate_image_survey(cfg, args.out, n_workers=args.workers, progress=not args.no_progress,

@@ -41,6 +41,9 @@ def register_wu_boada(subparsers: Any) -> argparse.ArgumentParser:
                    help="TOML/YAML with WuBoada2019Config settings, applied on top of the preset")
     p.add_argument("--out", required=True, type=arg(out_path, "--out"), metavar="DIR", help="output folder")
     p.add_argument("--data", type=Path, metavar="DIR", help="use this ImageSet folder instead of simulating one")
+    p.add_argument("--use", choices=("rgb", "images"),
+                   help="CNN inputs: 'rgb' = 8-bit asinh-stretched irg JPEG composites, the paper's inputs (default); "
+                   "'images' = linear calibrated g, r, i fluxes")
     p.add_argument("--seed", type=arg(seed, "--seed"), help="seed of the survey, the split and the networks")
     p.add_argument("--arch", choices=("resnet18", "resnet34", "resnet50"), help="ResNet depth")
     p.add_argument("--weights", metavar="PATH",
@@ -66,6 +69,8 @@ def run_wu_boada(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.data is not None:
         overrides["data"] = str(args.data)
+    if args.use is not None:
+        overrides["use"] = args.use
     if args.seed is not None:
         overrides.update({"seed": args.seed, "survey": {"seed": args.seed}, "fit": {"seed": args.seed}})
     model: dict[str, Any] = {}
@@ -96,10 +101,10 @@ def run_wu_boada(args: argparse.Namespace) -> int:
     finally:
         warnings.formatwarning = old_format
     m = res.metrics
-    keys = ("cnn", "rf_gri", "rf_ugriz", "constant", "mass_route")
+    keys = ("cnn", "rf_gri", "rf_ugriz", "constant", "mass_route", "rf_latent")
     if args.json:
         head = {"out": str(args.out), **{k: m[k] for k in keys if k in m},
-                "intrinsic_scatter": m["intrinsic_scatter"], "resolution": m["resolution"]}
+                "intrinsic_scatter": m["intrinsic_scatter"], "floor": m.get("floor"), "resolution": m["resolution"]}
         sys.stdout.write(dumps_json(head) + "\n")
         return 0
     paper = m["paper"]
@@ -112,7 +117,12 @@ def run_wu_boada(args: argparse.Namespace) -> int:
     if m.get("intrinsic_scatter"):
         lines.append(f"intrinsic scatter of the mock {m['intrinsic_scatter']:.3f} dex; "
                      f"CNN RMSE / intrinsic = {m['cnn_over_intrinsic']:.2f}")
-    lines.append("resolution (px: RMSE/NMAD): " + ", ".join(
-        f"{r['pixels']}: {r['rmse']:.3f}/{r['nmad']:.3f}" for r in m["resolution"]))
+    fl = m.get("floor") or {}
+    if fl.get("cnn_over_rf_gri") is not None:
+        lines.append(f"CNN RMSE / RF(gri) RMSE = {fl['cnn_over_rf_gri']:.2f} (paper {fl['paper_cnn_over_rf_gri']:.2f})")
+    lines.append("resolution (px: RMSE/NMAD" + (", ± std over seeds" if any(r.get("rmse_std") for r in m["resolution"])
+                                                else "") + "): " + ", ".join(
+        f"{r['pixels']}: {r['rmse']:.3f}/{r['nmad']:.3f}"
+        + (f" ± {r['rmse_std']:.3f}" if r.get("rmse_std") is not None else "") for r in m["resolution"]))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

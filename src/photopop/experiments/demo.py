@@ -63,6 +63,7 @@ def _demo_images() -> WuBoada2019Config:
     cfg.survey.n_galaxies = 1200
     cfg.fit.epochs = 5
     cfg.resolutions = (8, 2, 1)
+    cfg.resolution_seeds = 1  # the demo's time budget: one network per size (the --quick preset trains 3)
     return cfg
 
 

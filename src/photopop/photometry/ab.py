@@ -47,13 +47,15 @@ def maggies_to_ab_mag(maggies: Any) -> np.ndarray:
 
 
 def ab_mag_to_nmgy(mag: Any) -> np.ndarray:
-    """AB magnitude -> flux in nanomaggies (m = 22.5 - 2.5 log10 f_nmgy)."""
-    return 1e9 * ab_mag_to_maggies(mag)
+    """AB magnitude -> flux in nanomaggies (m = 22.5 - 2.5 log10 f_nmgy), as 10^(-0.4 (m - 22.5))."""
+    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=float) - 22.5))
 
 
 def nmgy_to_ab_mag(nmgy: Any) -> np.ndarray:
-    """Flux in nanomaggies -> AB magnitude; NaN where the flux is not positive."""
-    return maggies_to_ab_mag(np.asarray(nmgy, dtype=float) * 1e-9)
+    """Flux in nanomaggies -> AB magnitude 22.5 - 2.5 log10 f; NaN where the flux is not positive."""
+    f = np.asarray(nmgy, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(f > 0, 22.5 - 2.5 * np.log10(np.where(f > 0, f, 1.0)), np.nan)
 
 
 def ab_mag_to_jy(mag: Any) -> np.ndarray:

@@ -30,21 +30,6 @@ from ..evaluation.metrics import binned_stats, nmad, rmse
 C_RMSE, C_NMAD, C_MED = "tab:blue", "tab:orange", "tab:red"
 
 
-def lupton_rgb(images_gri: np.ndarray, stretch: float = 0.5, q: float = 8.0) -> np.ndarray:
-    """uint8 (k, H, W, 3) colour composites of (k, 3, H, W) g, r, i images: R <- i, G <- r, B <- g.
-
-    Lupton et al. (2004) asinh stretch via astropy's `make_lupton_rgb`, one shared scaling per
-    image; `stretch` is in the images' units (e.g. nanomaggies per pixel).
-    """
-    from astropy.visualization import make_lupton_rgb
-
-    x = np.asarray(images_gri, dtype=np.float64)
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected (k, 3, H, W) g, r, i images, got {x.shape}")
-    return np.stack([make_lupton_rgb(im[2], im[1], im[0], stretch=stretch, Q=q) for im in x]) if len(x) else \
-        np.zeros((0, x.shape[2], x.shape[3], 3), np.uint8)
-
-
 def example_rows(z_true: np.ndarray, z_pred: np.ndarray, n: int = 5, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """Row labels and indices of Fig. 1: (a) lowest predicted ... (g) random; ties broken by index."""
     t = np.asarray(z_true, dtype=float)
@@ -173,14 +158,20 @@ def fig_resolution(rows: Sequence[dict[str, Any]], baselines: dict[str, dict[str
                    paper: Sequence[dict[str, Any]] | None = None, floor: float | None = None) -> Figure:
     """Fig. 4: CNN RMSE (blue) and NMAD (orange) against image size; baselines as stars/squares.
 
-    `rows`: [{"pixels", "rmse", "nmad"}, ...]; `baselines`: {"rf_gri": {"rmse", "nmad"}, "constant": ...};
+    `rows`: [{"pixels", "rmse", "nmad"[, "rmse_std", "nmad_std"]}, ...] (error bars where the stds are given);
+    `baselines`: {"rf_gri": {"rmse", "nmad"}, "constant": ...};
     `floor`: the best possible scatter (e.g. a mock's intrinsic scatter), drawn as a dotted line.
     """
     fig = Figure(figsize=(6, 4.2))
     ax = fig.subplots()
     df = pd.DataFrame(list(rows)).sort_values("pixels")
-    ax.plot(df["pixels"], df["rmse"], "o-", color=C_RMSE, label="CNN RMSE")
-    ax.plot(df["pixels"], df["nmad"], "o-", color=C_NMAD, label="CNN NMAD")
+    for col, colour, name in (("rmse", C_RMSE, "RMSE"), ("nmad", C_NMAD, "NMAD")):
+        err = df[f"{col}_std"].astype(float).to_numpy() if f"{col}_std" in df else None
+        if err is not None and np.isfinite(err).any():  # mean +- std over network seeds
+            ax.errorbar(df["pixels"], df[col], yerr=np.nan_to_num(err), fmt="o-", color=colour, capsize=3,
+                        label=f"CNN {name} (mean ± std over seeds)")
+        else:
+            ax.plot(df["pixels"], df[col], "o-", color=colour, label=f"CNN {name}")
     x_base = 0.6
     markers = {"rf_gri": ("*", "RF gri"), "rf_ugriz": ("P", "RF ugriz"), "constant": ("s", "constant mean")}
     for key, (marker, name) in markers.items():

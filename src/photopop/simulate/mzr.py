@@ -12,12 +12,11 @@ The chain (all vectorised, every draw from a numpy Generator):
 * size dependence (Ellison et al. 2008): at fixed mass, compact galaxies are more metal-rich
   (d 12+log(O/H) / d log R_e = -0.25 by default);
 * a Gaussian random term whose width makes the total scatter at fixed mass `oh_scatter` (0.10 dex);
-* the fibre effect: an SDSS fibre (3" diameter) sees the emission-line-weighted metallicity of the disc area
-  it covers. With a radial gradient (-0.10 dex / R_e, Sanchez et al. 2014) a fibre that reaches further out
-  -- because the galaxy is small on the sky, or because it is seen edge-on so that the line of sight crosses
-  the whole disc -- measures lower metallicity. `fibre_mean_radius` computes the emission-weighted mean
-  galactocentric radius (in R_e) of the light entering the fibre for a 3-d exponential disc with seeing;
-  `oh_fibre = oh_true + gradient (<r/R_e>_fibre - pivot)`, plus 0.03 dex measurement noise.
+* the fibre effect (`photopop.simulate.fibre`): an SDSS fibre (3" diameter) sees the emission-line-weighted
+  metallicity of the disc area it covers; with a radial gradient that steepens with mass (Belfiore et al. 2017)
+  a fibre that reaches further out -- because the galaxy is small or distant, or seen edge-on so that the line of
+  sight crosses the whole disc, and dust hides the inner disc (Tremonti et al. 2004) -- measures lower
+  metallicity; plus 0.03 dex measurement noise.
 
 `oh_true` is the galaxy's characteristic gas metallicity: its value at `pivot` R_e (0.5 by default, about
 what a face-on fibre covers at the survey's median redshift), so that eq. 2 describes `oh_true` and, on
@@ -26,7 +25,6 @@ average, the observed fibre values too.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,21 +69,43 @@ class LabelConfig:
     fmr_dsfr_clip: float = 1.0      # |Delta log SFR| used in the FMR term is clipped to this
     size_coupling: float = -0.25    # d(12+log O/H)/d(log R_e residual), Ellison et al. (2008)
     oh_scatter: float = 0.10        # total intrinsic scatter of oh_true at fixed mass, dex
-    gradient_dex_per_re: float = -0.10  # gas metallicity gradient (Sanchez et al. 2014)
+    #: how the random term is sized: 'mzr_total' (oh_true scatters by oh_scatter at fixed mass, Tremonti et al.
+    #: 2004) or 'fmr_residual' (the observed scatter at fixed mass and SFR, size term and measurement noise
+    #: included, is fmr_residual_scatter: ~0.05 dex, Mannucci et al. 2010; 0.054, Curti et al. 2020)
+    oh_scatter_model: str = "mzr_total"
+    fmr_residual_scatter: float = 0.05
+    gradient_dex_per_re: float = -0.14  # steepest gas metallicity gradient, at log M* = 10.5 (Belfiore et al. 2017)
+    gradient_shape: str = "belfiore17"  # 'belfiore17': flat at log M* <= 9, steepest at 10.5, half of it at 11.5;
+                                        # 'constant': gradient_dex_per_re at every mass (Sanchez et al. 2014: -0.10)
     pivot_re: float = 0.5           # radius (R_e) at which oh_true is defined
     fibre_radius_arcsec: float = 1.5  # SDSS fibre: 3" diameter
     fibre_seeing_fwhm_arcsec: float = 1.4  # seeing that blurs light into/out of the fibre
     emission_thickness: float = 0.1   # scale height / scale length of the emission-line disc
+    fibre_dust: bool = True         # weight the fibre's emission by its dust attenuation (Tremonti et al. 2004)
+    nebular_reddening_factor: float = 2.27  # A_V(gas) / A_V(stars) = 1 / 0.44 (Calzetti et al. 2000)
+    dust_scale_ratio: float = 1.4   # dust / stellar disc scale length (Xilouris et al. 1999)
+    dust_height_ratio: float = 0.5  # dust / emission disc scale height (Xilouris et al. 1999)
     oh_noise: float = 0.03          # measurement noise of the fibre metallicity, dex
     stellar_zh_offset_old: float = -0.2  # [Z/H] of old disc stars relative to the gas, dex
 
     def validate(self) -> None:
         for name in ("ms_scatter", "quenched_scatter", "oh_scatter", "oh_noise", "quenched_width",
-                     "fibre_radius_arcsec", "fibre_seeing_fwhm_arcsec", "emission_thickness"):
+                     "fibre_radius_arcsec", "fibre_seeing_fwhm_arcsec", "emission_thickness",
+                     "nebular_reddening_factor"):
             if not getattr(self, name) >= 0:
                 raise InputError(f"LabelConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.quenched_max_fraction <= 1:
             raise InputError("LabelConfig.quenched_max_fraction must lie in [0, 1]")
+        if self.oh_scatter_model not in ("mzr_total", "fmr_residual"):
+            raise InputError(f"LabelConfig.oh_scatter_model must be 'mzr_total' or 'fmr_residual', "
+                             f"got {self.oh_scatter_model!r}")
+        if not self.fmr_residual_scatter >= 0:
+            raise InputError(f"LabelConfig.fmr_residual_scatter must be >= 0, got {self.fmr_residual_scatter}")
+        if self.gradient_shape not in ("belfiore17", "constant"):
+            raise InputError(f"LabelConfig.gradient_shape must be 'belfiore17' or 'constant', got {self.gradient_shape!r}")
+        for name in ("dust_scale_ratio", "dust_height_ratio"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"LabelConfig.{name} must be > 0, got {getattr(self, name)}")
 
 
 def main_sequence_log_sfr(logm: np.ndarray, redshift: np.ndarray | float, cfg: LabelConfig) -> np.ndarray:
@@ -126,10 +146,15 @@ def random_oh_sigma(logm: np.ndarray, size_sigma_dex: np.ndarray, cfg: LabelConf
 
     Known terms at fixed mass: FMR (alpha * MZR slope * main-sequence scatter) and size
     (size_coupling * size scatter); the random part is sqrt(oh_scatter^2 - their variances), floored at 0.
+    With ``oh_scatter_model = 'fmr_residual'`` the random part is instead what brings the scatter at fixed mass
+    and SFR, measurement noise included, to `fmr_residual_scatter`: sqrt(fmr_residual^2 - size - noise variances).
     """
+    var_size = (cfg.size_coupling * np.asarray(size_sigma_dex)) ** 2
+    if cfg.oh_scatter_model == "fmr_residual":
+        rest = cfg.fmr_residual_scatter**2 - var_size - cfg.oh_noise**2
+        return np.sqrt(np.maximum(rest, 0.0)) * np.ones(np.shape(logm))
     slope = mzr_slope(np.clip(logm, *MZR_LOGM_RANGE))
     var_fmr = (cfg.fmr_alpha * slope * cfg.ms_scatter) ** 2
-    var_size = (cfg.size_coupling * np.asarray(size_sigma_dex)) ** 2
     return np.sqrt(np.maximum(cfg.oh_scatter**2 - var_fmr - var_size, 0.0))
 
 
@@ -138,66 +163,6 @@ def oh_true_model(logm: np.ndarray, delta_log_sfr: np.ndarray, size_residual_dex
     """Noise-free characteristic 12+log(O/H): FMR + size term + random intrinsic term."""
     random = random_oh_sigma(logm, size_sigma_dex, cfg) * rng.standard_normal(np.shape(logm))
     return fmr_oh(logm, delta_log_sfr, cfg) + cfg.size_coupling * np.asarray(size_residual_dex) + random
-
-
-@functools.lru_cache(maxsize=4)
-def _disc_samples(n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fixed draws from a unit exponential disc (R/h ~ Gamma(2), phi uniform, Z/z0 ~ Laplace) and unit
-    Gaussian seeing offsets; the same for every galaxy (fixed seed), so the result is deterministic."""
-    rng = np.random.default_rng(20190101)
-    r = rng.gamma(2.0, 1.0, n_samples)
-    phi = rng.uniform(0.0, 2.0 * np.pi, n_samples)
-    z = rng.laplace(0.0, 1.0, n_samples)
-    gx, gy = rng.standard_normal((2, n_samples))
-    return r * np.cos(phi), r * np.sin(phi), z, gx, gy
-
-
-def fibre_mean_radius(re_arcsec: np.ndarray, inclination_deg: np.ndarray, fibre_radius_arcsec: float = 1.5,
-                      thickness: float = 0.1, seeing_fwhm_arcsec: float = 0.0, n_samples: int = 8192,
-                      chunk: int = 256) -> np.ndarray:
-    """Emission-weighted mean galactocentric radius (units of R_e) of the light entering a centred fibre.
-
-    The emission (H-alpha) follows a 3-d exponential disc, rho ∝ exp(-R/h) exp(-|Z|/z0) with h = R_e / 1.678 and
-    z0 = `thickness` h, inclined by i (0 = face-on) and seen through a circular fibre of radius
-    `fibre_radius_arcsec`, optionally blurred by Gaussian seeing. Computed by projecting fixed samples of the
-    emission onto the sky (x = X, y = Y cos i - Z sin i, plus seeing offsets) and averaging R over those inside the
-    fibre: the line of sight through an edge-on disc crosses all radii, so its fibre sees the outer disc.
-    Vectorised over galaxies (chunks of `chunk` x `n_samples`). A galaxy with no sample in the fibre (R_e
-    hundreds of times the fibre) gets the analytic face-on limit 2a/3 / R_e.
-    """
-    re = np.asarray(re_arcsec, dtype=np.float64).reshape(-1)
-    inc = np.radians(np.asarray(inclination_deg, dtype=np.float64).reshape(-1))
-    if re.shape != inc.shape:
-        raise InputError("re_arcsec and inclination_deg must have the same length")
-    if np.any(re <= 0) or np.any(inc < 0) or np.any(inc > np.pi / 2 + 1e-9):
-        raise InputError("fibre_mean_radius needs re_arcsec > 0 and 0 <= inclination_deg <= 90")
-    if not fibre_radius_arcsec > 0:
-        raise InputError("fibre radius must be > 0")
-    X, Y, Z, gx, gy = _disc_samples(int(n_samples))
-    sig = seeing_fwhm_arcsec / 2.3548
-    a2 = fibre_radius_arcsec**2
-    r_unit = np.hypot(X, Y)  # R / h
-    out = np.empty(re.size)
-    for s0 in range(0, re.size, chunk):
-        sl = slice(s0, s0 + chunk)
-        h = (re[sl] / 1.678)[:, None]
-        ci, si = np.cos(inc[sl])[:, None], np.sin(inc[sl])[:, None]
-        x = h * X[None, :] + sig * gx[None, :]
-        y = h * (Y[None, :] * ci - thickness * Z[None, :] * si) + sig * gy[None, :]
-        inside = (x * x + y * y) < a2
-        n_in = inside.sum(axis=1)
-        mean_r = (inside * r_unit[None, :]).sum(axis=1) / np.maximum(n_in, 1) / 1.678
-        fallback = 2.0 * fibre_radius_arcsec / 3.0 / re[sl]
-        out[sl] = np.where(n_in > 0, mean_r, fallback)
-    return out
-
-
-def oh_fibre_model(oh_true: np.ndarray, re_disc_arcsec: np.ndarray, inclination_deg: np.ndarray,
-                   cfg: LabelConfig) -> np.ndarray:
-    """Noise-free fibre metallicity: oh_true + gradient * (<r/R_e>_fibre - pivot)."""
-    rbar = fibre_mean_radius(re_disc_arcsec, inclination_deg, cfg.fibre_radius_arcsec, cfg.emission_thickness,
-                             cfg.fibre_seeing_fwhm_arcsec)
-    return np.asarray(oh_true) + cfg.gradient_dex_per_re * (rbar - cfg.pivot_re)
 
 
 def stellar_zh_from_gas(oh: np.ndarray, offset: float = 0.0) -> np.ndarray:
