@@ -8,8 +8,8 @@ import pytest
 
 from photopop.errors import InputError
 from photopop.evaluation.mzr_analysis import binned_mzr, mass_bin_edges, mzr_comparison
-from photopop.experiments.wu_boada_2019 import (PAPER, injected_scatter, load_wu_boada_config, preset_config,
-                                                split_60_20_20)
+from photopop.experiments.wu_boada_2019 import PAPER, injected_scatter, load_wu_boada_config, preset_config
+from photopop.splits import split_60_20_20
 from photopop.simulate.mzr import LabelConfig, fmr_oh, mzr_tremonti04
 
 

@@ -52,6 +52,7 @@ from ..models.image_source import fit_input_normalisation
 from ..simulate.images import simulate_image_survey
 from ..simulate.mzr import mzr_tremonti04
 from .stages import StageResult, StageRunner
+from ..splits import split_60_20_20
 from .wu_boada_config import (
     PAPER,
     PRESETS,
@@ -70,7 +71,6 @@ from .wu_boada_stages import (
     resolution_row,
     rf_stage,
     score,
-    split_60_20_20,
     train_cnn,
 )
 
@@ -295,4 +295,4 @@ def _checks(m: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["PAPER", "PRESETS", "WuBoada2019Config", "WuBoadaResult", "injected_scatter", "load_wu_boada_config",
-           "preset_config", "run_wu_boada_2019", "split_60_20_20"]
+           "preset_config", "run_wu_boada_2019"]
