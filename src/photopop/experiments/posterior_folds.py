@@ -42,9 +42,17 @@ from .. import __version__
 from ..config import save_config, to_dict
 from ..errors import InputError
 from ..evaluation.calibration import P68, P95, grouped_coverage_error
-from ..evaluation.posterior_calibration import (central_interval, grouped_sbc_pvalue, interval_coverage,
-                                                posterior_calibration, posterior_degeneracy, sbc_ranks,
-                                                sbc_summary, tarp_summary, width_at_coverage)
+from ..evaluation.posterior_calibration import (
+    central_interval,
+    grouped_sbc_pvalue,
+    interval_coverage,
+    posterior_calibration,
+    posterior_degeneracy,
+    sbc_ranks,
+    sbc_summary,
+    tarp_summary,
+    width_at_coverage,
+)
 from ..io import read_json, read_table, write_json_atomic, write_table_atomic
 from ..models.saved import extract_magnitudes
 from ..outputs import claim_output, settings_hash, source_id
@@ -108,7 +116,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
     targets = list(cfg.posterior.targets)
     gal = df["galaxy_id"].to_numpy()
     y = df[targets].to_numpy(np.float64)
-    mags, bands, _, _ = extract_magnitudes(tab)
+    bands = extract_magnitudes(tab)[1]
     train_rows = np.sort(np.r_[pool, calib])
     pcfg = dataclasses.replace(cfg.posterior, n_samples=cfg.n_samples)
     pcfg.train = dataclasses.replace(pcfg.train, seed=derived_seed(cfg.seed, "posterior", k))
@@ -136,7 +144,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
                                                           "recalibration")},
         "train_s": t_train}
     ood: dict[str, Any] = {"threshold": model.ood_threshold,
-                           "test": {"flag_rate": float(rows["ood_flag"].mean()), "n": int(len(test))}}
+                           "test": {"flag_rate": float(rows["ood_flag"].mean()), "n": len(test)}}
     for name, frame in ood_perturbations(test_frame, bands, df.iloc[train_rows], cfg.mag_shifts, cfg.noise_band,
                                          derived_seed(cfg.seed, "noise", k)).items():
         ood[name] = flag_rate(model, dataclasses.replace(tab, spaxels=frame))
@@ -161,8 +169,8 @@ def _other_library(tab: Any, cfg: Any, survey_config: Any) -> tuple[Any, str]:
     bands = list(tab.bands)
     system = tab.meta.get("filter_system") or "jpas"
     if covered_bands(folder, system, bands, gal["redshift"].to_numpy()) != bands:
-        return None, f"{folder} does not cover every band at the table's redshifts (run folds = 1 for the " \
-                     "second-posterior test)"
+        return None, (f"{folder} does not cover every band at the table's redshifts (run folds = 1 for the "
+                      "second-posterior test)")
     model_like = type("Bands", (), {"bands": bands, "filter_system": system})()
     return other_library_table(model_like, survey_config or tab.config, folder, cfg.n_ood_galaxies,
                                derived_seed(cfg.seed, "other-library"))
@@ -213,7 +221,7 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
     ecp = sum(w * np.asarray(s["tarp_pooling"]["ecp"]) for w, s in zip(n / n.sum(), fold_summaries))
     alpha = np.asarray(fold_summaries[0]["tarp_pooling"]["alpha"])
     atc, ks = check_tarp(torch.as_tensor(ecp, dtype=torch.float32), torch.as_tensor(alpha, dtype=torch.float32))
-    post = {"per_target": per_target, "n": int(len(rows)), "n_samples": int(n_samples), "sbc": sbc,
+    post = {"per_target": per_target, "n": len(rows), "n_samples": int(n_samples), "sbc": sbc,
             "tarp": {"atc": float(atc), "ks_pvalue": float(ks), "ecp": ecp.tolist(), "alpha": alpha.tolist(),
                      "pooled_over_folds": True}}
     ood: dict[str, Any] = {"threshold": [s["ood"]["threshold"] for s in fold_summaries]}
@@ -304,7 +312,7 @@ def _run_folds(table: Any, cfg: Any, out: Path, settings: dict[str, Any], *, qui
     metrics["ensemble_note"] = "the deep-ensemble comparison runs with folds = 1 (one split)"
     metrics["timing_s"] = time.perf_counter() - t0
     meta = {"photopop_version": __version__, "seed": cfg.seed, "kind": "sed-posterior-study", "folds": int(cfg.folds),
-            "bands": list(tab.bands), "n_spaxels": int(len(df))}
+            "bands": list(tab.bands), "n_spaxels": len(df)}
     keep = [c for c in rows.columns if not c.endswith(("_lo95", "_lo68", "_med", "_hi68", "_hi95"))]
     write_table_atomic(rows[keep], out / "test_predictions.parquet")
     write_json_atomic(out / "metrics.json", metrics)
