@@ -62,7 +62,7 @@ from .sed_cv import derived_seed, load_table
 #: credibility bins of every fold's TARP curve, so that the curves can be averaged
 TARP_BINS = 20
 #: stored with each finished fold; bump when the fold's outputs change
-FOLD_VERSION = "1"
+FOLD_VERSION = "2"
 
 
 def posterior_fold_splits(galaxy_ids: Any, folds: int, calib_fraction: float,
@@ -143,6 +143,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
                                                           "n_calib_rows", "n_ood_rows", "spread_factors",
                                                           "recalibration")},
         "train_s": t_train}
+    summary["training"]["factor_95_applied"] = model.spread_factors_95.tolist()
     ood: dict[str, Any] = {"threshold": model.ood_threshold,
                            "test": {"flag_rate": float(rows["ood_flag"].mean()), "n": len(test)}}
     for name, frame in ood_perturbations(test_frame, bands, df.iloc[train_rows], cfg.mag_shifts, cfg.noise_band,
@@ -189,6 +190,9 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
               for s in fold_summaries}
     f95 = {int(s["fold"]): np.asarray(s["training"]["recalibration"]["factor_95"], dtype=np.float64)
            for s in fold_summaries}
+    # the factor each fold's model applied at the 95.45 % level (older fold results: the one factor)
+    applied = {int(s["fold"]): np.asarray(s["training"].get("factor_95_applied") or factor[int(s["fold"])],
+                                          dtype=np.float64) for s in fold_summaries}
     fold_of = rows["fold"].to_numpy()
     for j, t in enumerate(targets):
         yt = rows[f"{t}_true"].to_numpy()
@@ -203,12 +207,14 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
         rec["width_68_at_nominal"], rec["scale_to_nominal"] = width_at_coverage(yt, (lo + hi) / 2, (hi - lo) / 2)
         med = rows[f"{t}_med"].to_numpy()
         rec["bias_median"] = float(np.mean(med - yt))
-        # per-level alternative: the 95 % interval scaled by f95/f (its own calibration factor)
+        # both recalibrations of the 95 % interval: one factor (the 68 % one) and the 95 % level's own,
+        # from the normalised residual against the raw interval, r95 * (the factor the model applied)
         r95 = _ratios(yt, rows[f"{t}_lo95"].to_numpy(), med, rows[f"{t}_hi95"].to_numpy())
-        thr = np.array([f95[f][j] / factor[f][j] for f in fold_of])
-        r95 = np.minimum(r95, 1e300)
-        rec["per_level_coverage_95"] = float(np.mean(r95 <= thr))
-        rec["per_level_coverage_95_err"] = grouped_coverage_error(r95, np.zeros_like(r95), thr, gal, 1.0, 500, boot)
+        r95 = np.minimum(r95 * np.array([applied[f][j] for f in fold_of]), 1e300)
+        for name, fac in (("one_factor", factor), ("per_level", f95)):
+            thr = np.array([fac[f][j] for f in fold_of])
+            rec[f"coverage_95_{name}"] = float(np.mean(r95 <= thr))
+            rec[f"coverage_95_{name}_err"] = grouped_coverage_error(r95, np.zeros_like(r95), thr, gal, 1.0, 500, boot)
         covs = [s["posterior"]["per_target"][t] for s in fold_summaries]
         for name in ("68", "95"):
             vals = np.array([c[f"coverage_{name}"] for c in covs])
