@@ -129,3 +129,29 @@ def test_given_calibration_rows_are_used_for_nothing_else():
     assert meta["n_fit_rows"] + meta["n_val_rows"] == len(df) - cal.size
     with pytest.raises(InputError, match="share rows"):
         SEDPosterior(small_config(seed=2, max_epochs=1)).fit(df, calib_idx=cal, val_idx=cal[:10])
+
+
+def test_spread_by_level_scales_each_interval_by_its_own_factor():
+    from photopop.models.posterior_model import spread_about_median, spread_by_level
+
+    gen = torch.Generator().manual_seed(4)
+    s = torch.randn(2001, 50, 2, generator=gen, dtype=torch.float64) * torch.tensor([0.3, 0.5]) + 2.0
+    f68, f95 = torch.tensor([1.2, 0.9], dtype=torch.float64), torch.tensor([1.6, 0.8], dtype=torch.float64)
+    out = spread_by_level(s, f68, f95)
+    med = torch.quantile(s, 0.5, dim=0)
+    torch.testing.assert_close(torch.quantile(out, 0.5, dim=0), med)
+    for lev, f in ((0.6827, f68), (0.9545, f95)):
+        a = (1 - lev) / 2
+        for p in (a, 1 - a):
+            torch.testing.assert_close(torch.quantile(out, p, dim=0) - med, f * (torch.quantile(s, p, dim=0) - med),
+                                       rtol=2e-3, atol=1e-6)
+    # non-decreasing in the draw: no draw overtakes another (ranks, hence rank correlations, kept up to ties)
+    assert bool((torch.diff(torch.gather(out, 0, torch.argsort(s, dim=0)), dim=0) >= 0).all())
+    torch.testing.assert_close(spread_by_level(s, f68, f68), spread_about_median(s, f68))
+
+
+def test_fit_stores_the_95_factor(brief):
+    post = brief[0]
+    meta = post.model_.meta
+    assert meta["spread_factors_95"] == dict(zip(("log_age", "zh"), meta["recalibration"]["factor_95"]))
+    assert np.allclose(meta["recalibration"]["coverage95_per_level"], 0.9545, atol=2.0 / meta["n_calib_rows"])

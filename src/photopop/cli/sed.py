@@ -154,6 +154,9 @@ def register(subparsers: Any) -> None:
     ps.add_argument("--samples", type=arg(positive_int, "--samples"), metavar="N", help="draws per test object (default 1000)")
     ps.add_argument("--max-epochs", type=arg(positive_int, "--max-epochs"), metavar="N", help="cap on the posterior's epochs")
     ps.add_argument("--no-ensemble", action="store_true", help="skip the deep-ensemble comparison")
+    ps.add_argument("--folds", type=arg(positive_int, "--folds"), metavar="K",
+                    help="grouped cross-prediction: every galaxy a test galaxy once in K folds, pooled "
+                    "(default 5, or the --config file's `folds`; 1 = one split with the ensemble comparison)")
     ps.add_argument("--seed", type=arg(seed, "--seed"), metavar="S")
     ps.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
     ps.add_argument("--quiet", action="store_true")
@@ -326,11 +329,16 @@ def run_uncertainty(args: argparse.Namespace) -> int:
     return 0
 
 
+#: folds of `photopop sed posterior-study` without --folds or a config file (the API's default is 1)
+DEFAULT_STUDY_FOLDS = 5
+
+
 def run_posterior_study_cmd(args: argparse.Namespace) -> int:
     from ..experiments.posterior import PosteriorStudyConfig, run_posterior_study
 
     cfg = load_config(PosteriorStudyConfig, args.config) if args.config else PosteriorStudyConfig()
     cfg = _replace(cfg, seed=args.seed, n_samples=args.samples, compare_ensemble=False if args.no_ensemble else None)
+    cfg.folds = args.folds if args.folds is not None else (cfg.folds if args.config else DEFAULT_STUDY_FOLDS)
     cfg.posterior = _replace(cfg.posterior, targets=TARGET_CHOICES[args.target] if args.target else None)
     cfg.posterior.train = _replace(cfg.posterior.train, max_epochs=args.max_epochs)
     m = run_posterior_study(args.table, cfg, args.out, quiet=args.quiet, progress=_say(args.quiet),
@@ -349,6 +357,14 @@ def format_posterior_metrics(m: dict[str, Any]) -> str:
         w_e = ens.get(t)
         lines.append(f"{t:<9}{c['coverage_68']:>8.3f}{c['coverage_95']:>8.3f}{m['posterior']['sbc']['ks_pvalue'][j]:>10.2g}"
                      f"{c['width_68_at_nominal']:>14.3f}" + (f"{w_e:>13.3f}" if w_e is not None else f"{'-':>13}"))
+    for t, c in m["posterior"]["per_target"].items() if "per_fold" in m else ():
+        lines.append(f"{t}: pooled over {m['folds']} folds, cov68 {c['coverage_68']:.3f} +- {c['coverage_68_err']:.3f}, "
+                     f"cov95 {c['coverage_95']:.3f} +- {c['coverage_95_err']:.3f} (galaxy bootstrap); cov95 with one "
+                     f"factor {c['coverage_95_one_factor']:.3f} +- {c['coverage_95_one_factor_err']:.3f}, with the "
+                     f"95 % level's own {c['coverage_95_per_level']:.3f} +- {c['coverage_95_per_level_err']:.3f}")
+    for f in m.get("per_fold", []):
+        lines.append(f"fold {f['fold']}: " + ", ".join(f"{t} {v['68']:.3f}/{v['95']:.3f}" for t, v in f["coverage"].items())
+                     + f", factors {', '.join(f'{x:.2f}' for x in f['spread_factors'])}, best epoch {f['best_epoch']}")
     tarp = m["posterior"]["tarp"]
     lines.append(f"TARP ATC {tarp['atc']:+.3f} (KS p {tarp['ks_pvalue']:.2g})")
     for meth, d in m.get("degeneracy", {}).items():

@@ -61,6 +61,9 @@ class PosteriorStudyConfig:
     ``photopop simulate ifu --seed 1 --galaxies 600``; '' = none) added to the posterior's fitting pool,
     so the flow and its early stopping see many more galaxies (neural posterior estimation on
     simulations); the calibration and test galaxies stay the table's own, and the ensemble is unchanged.
+    folds: 1 = one test/calibration/pool split (above); K > 1 = grouped cross-prediction
+    (`experiments.posterior_folds`): every galaxy is a test galaxy in one of K folds, the rest of each fold
+    split into pool and calibration galaxies as above, results pooled over all galaxies (no ensemble).
     """
 
     seed: int = 0
@@ -73,6 +76,7 @@ class PosteriorStudyConfig:
     ood_ssp_folder: str = DEFAULT_OOD_SSP
     n_ood_galaxies: int = 20
     library: str = ""
+    folds: int = 1
     posterior: SEDPosteriorConfig = field(default_factory=SEDPosteriorConfig)
     ensemble: UncertaintyConfig = field(default_factory=lambda: UncertaintyConfig(
         n_members=3, train=TrainConfig(loss="gaussian_nll", max_epochs=150, patience=40, num_threads=1)))
@@ -245,6 +249,13 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     `survey_config`: the mock's IFUSurveyConfig (for the other-library mock; default: the table's).
     """
     cfg = copy.deepcopy(config) if config is not None else PosteriorStudyConfig()
+    if int(cfg.folds) != cfg.folds or cfg.folds < 1:
+        raise InputError(f"folds must be an integer >= 1, got {cfg.folds}")
+    if cfg.folds > 1:
+        from .posterior_folds import run_posterior_folds
+
+        return run_posterior_folds(table, cfg, out_dir, quiet=quiet, progress=progress,
+                                   survey_config=survey_config, overwrite=overwrite)
     settings = {"config": to_dict(cfg), "table": source_id(table)}
     if cfg.library:
         settings["library"] = source_id(cfg.library)

@@ -102,7 +102,8 @@ def posterior_hash(model: Any, n_samples: int, seed: int) -> str:
                          "ood": model.ood_mean.tolist(), "arch": repr(model.network.config),
                          "ood_parts": [None if v is None else np.asarray(v).tolist()
                                        for v in (getattr(model, "ood_principal", None), getattr(model, "ood_scales", None))],
-                         "spread": model.meta.get("spread_factors")},
+                         "spread": model.meta.get("spread_factors"),
+                         **({"spread95": model.meta["spread_factors_95"]} if model.meta.get("spread_factors_95") else {})},
                         sort_keys=True, default=str).encode())
     return h.hexdigest()
 

@@ -111,6 +111,18 @@ class SavedPosterior(SigmaScaled):
             raise InputError(f"posterior model meta: spread_factors must be finite and > 0, got {f}")
         return out
 
+    @property
+    def spread_factors_95(self) -> np.ndarray:
+        """Per-target factors of the central 95.45 % interval (meta ``spread_factors_95``, the 95 % level's own
+        calibration-galaxy fit, `fit_spread_factors` ``factor_95``); `spread_factors` for older folders."""
+        f = self.meta.get("spread_factors_95")
+        if not f:
+            return self.spread_factors
+        out = np.array([float(f.get(t, 1.0)) for t in self.targets], dtype=np.float64)
+        if not np.all(np.isfinite(out) & (out > 0)):
+            raise InputError(f"posterior model meta: spread_factors_95 must be finite and > 0, got {f}")
+        return out
+
     def inputs(self, mags: np.ndarray, magerr: np.ndarray | None = None, extra: np.ndarray | None = None) -> np.ndarray:
         """Network rows (n, width), or (n, 2, width) with the presence mask for 'mask' models."""
         mags = np.asarray(mags, dtype=np.float64)
@@ -162,14 +174,19 @@ class SavedPosterior(SigmaScaled):
         scale = torch.as_tensor(self.target_norm.scale, dtype=torch.float32, device=dev)
         mean = torch.as_tensor(self.target_norm.mean, dtype=torch.float32, device=dev)
         gen = torch.Generator(device=dev).manual_seed(int(seed))
-        factors = self.spread_factors
-        spread = None if raw or np.all(factors == 1.0) else torch.as_tensor(factors, dtype=torch.float32, device=dev)
+        factors, f95 = self.spread_factors, self.spread_factors_95
+        spread = None if raw or np.all((factors == 1.0) & (f95 == 1.0)) else \
+            torch.as_tensor(factors, dtype=torch.float32, device=dev)
+        spread95 = None if spread is None or np.array_equal(f95, factors) else \
+            torch.as_tensor(f95, dtype=torch.float32, device=dev)
         with torch.inference_mode():
             for start in range(0, n, int(batch_size)):
                 xb = xt[start:start + batch_size].to(dev)
                 c = net.context(xb)
                 s = net.sample(xb, n_samples, gen, context=c)
-                if spread is not None:
+                if spread95 is not None:
+                    s = spread_by_level(s, spread, spread95)
+                elif spread is not None:
                     s = spread_about_median(s, spread)
                 out[:, start:start + xb.shape[0]] = (s * scale + mean).cpu().numpy()
                 if ctx is not None:
@@ -197,7 +214,12 @@ class SavedPosterior(SigmaScaled):
         q = torch.quantile(s, probs, dim=0).double().numpy()  # (n_q, n, k)
         if raw:
             med = q[list(QUANTILES).index("p50")]
-            q = med + self.spread_factors * (q - med)
+            f68, f95 = self.spread_factors, self.spread_factors_95
+            if np.array_equal(f68, f95):
+                q = med + f68 * (q - med)
+            else:  # the factor of each quantile's central level, as `spread_by_level` maps the draws
+                lev = np.abs(2.0 * np.asarray(list(QUANTILES.values())) - 1.0)
+                q = med + level_factors(lev[:, None, None], f68, f95) * (q - med)
         out: dict[str, np.ndarray] = {}
         for j, t in enumerate(self.targets):
             for i, name in enumerate(QUANTILES):
@@ -317,6 +339,36 @@ def spread_about_median(samples: torch.Tensor, factors: torch.Tensor) -> torch.T
     return med + (samples - med) * factors
 
 
+def level_factors(level: Any, f68: Any, f95: Any) -> Any:
+    """Spread factor at central level c: f68 up to 68.27 %, f95 from 95.45 %, linear in c between.
+
+    Works on numpy arrays and torch tensors (broadcasting c against the per-target factors).
+    """
+    w = (level - 0.6827) / (0.9545 - 0.6827)
+    w = w.clamp(0.0, 1.0) if isinstance(w, torch.Tensor) else np.clip(w, 0.0, 1.0)
+    return f68 + w * (f95 - f68)
+
+
+def spread_by_level(samples: torch.Tensor, f68: torch.Tensor, f95: torch.Tensor) -> torch.Tensor:
+    """Draws (S, n, k) scaled about each object's median by a factor that depends on the draw's level.
+
+    A draw of rank r among the S draws of its object and target lies at quantile u = r / (S - 1) (the
+    position `torch.quantile` interpolates at), central level c = |2u - 1|, and moves to
+    m + f(c) (s - m) with f = `level_factors` (f68 inside the 68 % interval, f95 at and beyond 95 %).
+    So the central 68.27 % and 95.45 % intervals are scaled by their own calibration factors. The map
+    is made non-decreasing in s (a running maximum over the sorted draws; a no-op unless f falls
+    steeply), so every draw keeps its rank: the median and the rank correlations are kept.
+    With f68 == f95 it is `spread_about_median`.
+    """
+    n_s = samples.shape[0]
+    med = torch.quantile(samples, 0.5, dim=0, keepdim=True)
+    srt, order = torch.sort(samples, dim=0)
+    u = torch.arange(n_s, dtype=samples.dtype, device=samples.device) / max(n_s - 1, 1)
+    f = level_factors(torch.abs(2.0 * u - 1.0)[:, None, None], f68, f95)
+    mapped = torch.cummax(med + (srt - med) * f, dim=0).values
+    return torch.empty_like(samples).scatter_(0, order, mapped)
+
+
 def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827) -> tuple[list[float], dict[str, Any]]:
     """Per-target spread factors that make the central `level` intervals cover `level` of `y`.
 
@@ -348,7 +400,8 @@ def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827
     report = {"n_objects": int(y.shape[0]), "factor": f.tolist(), "factor_95": f95.tolist(),
               "coverage68_raw": (r68 <= 1).mean(axis=0).tolist(), "coverage95_raw": (r95 <= 1).mean(axis=0).tolist(),
               "coverage68_recalibrated": (r68 <= f).mean(axis=0).tolist(),
-              "coverage95_recalibrated": (r95 <= f).mean(axis=0).tolist()}
+              "coverage95_recalibrated": (r95 <= f).mean(axis=0).tolist(),
+              "coverage95_per_level": (r95 <= f95).mean(axis=0).tolist()}
     return f.tolist(), report
 
 

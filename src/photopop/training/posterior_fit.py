@@ -56,7 +56,9 @@ class SEDPosteriorConfig:
     and ``train.band_dropout``, so bands may be missing (NaN). val_fraction / val_scheme: validation
     carve as `SEDRegressorConfig`. calib_fraction: share of the remaining fitting galaxies (same grouping)
     held out for recalibration only -- neither fitted nor used for early stopping: the per-target spread
-    factors come from them (0 disables: factors 1).
+    factors come from them (0 disables: factors 1). per_level_spread: also fit the central 95 % interval's
+    own factor on them (meta ``spread_factors_95``; `models.posterior_model.spread_by_level`), since the
+    flow's tails are too light for one factor to serve both levels (docs/posteriors.md).
     ood_quantile: flag threshold as a quantile of held-out galaxies'
     scores. n_samples: draws per object behind the quantiles (>= 1000 by default).
     """
@@ -68,6 +70,7 @@ class SEDPosteriorConfig:
     val_fraction: float = 0.2
     val_scheme: str = "auto"
     calib_fraction: float = 0.15
+    per_level_spread: bool = True
     ood_quantile: float = 0.99
     n_samples: int = 1000
     architecture: PosteriorNetConfig = field(default_factory=PosteriorNetConfig)
@@ -207,6 +210,8 @@ class SEDPosterior:
             raw = model.sample_inputs(x[cal_idx], cfg.n_samples, seed=cfg.train.seed, raw=True)
             factors, report = fit_spread_factors(y[cal_idx], raw)
             model.meta["spread_factors"] = dict(zip(targets, factors))
+            if cfg.per_level_spread:
+                model.meta["spread_factors_95"] = dict(zip(targets, report["factor_95"]))
             model.meta["recalibration"] = {"targets": targets, **report}
         self.model_ = model
         return self
