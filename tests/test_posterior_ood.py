@@ -93,7 +93,7 @@ def test_library_is_appended_with_its_own_galaxies():
     """The study's simulated library: galaxy ids kept apart, same bands required, the table's seed refused."""
     from photopop.datasets.sed_table import SEDTable
     from photopop.errors import InputError
-    from photopop.experiments.posterior import with_library
+    from photopop.experiments.posterior_ood import with_library
 
     table = SEDTable(survey_frame(200, seed=0), meta={"kind": "mock-ifu", "seed": 0})
     lib = SEDTable(survey_frame(100, seed=1), meta={"kind": "mock-ifu", "seed": 1})

@@ -110,7 +110,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
               test: np.ndarray, fdir: Path, other: Any, quiet: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Fit, recalibrate and score fold k (see the module docstring); returns (rows, fold summary)."""
     from ..training.posterior_fit import SEDPosterior
-    from .posterior import flag_rate, ood_perturbations, with_library
+    from .posterior_ood import flag_rate, ood_perturbations, with_library
 
     t0 = time.perf_counter()
     targets = list(cfg.posterior.targets)
@@ -159,7 +159,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
 
 def _other_library(tab: Any, cfg: Any, survey_config: Any) -> tuple[Any, str]:
     """The other-SSP-library mock for the OOD study (built once for all folds) or (None, reason)."""
-    from .posterior import covered_bands, other_library_table
+    from .posterior_ood import covered_bands, other_library_table
 
     folder = cfg.ood_ssp_folder
     if not folder or not Path(folder).is_dir():
