@@ -57,7 +57,8 @@ from ..io import read_json, read_table, write_json_atomic, write_table_atomic
 from ..models.saved import extract_magnitudes
 from ..outputs import claim_output, settings_hash, source_id
 from ..splits import carve_validation, make_folds
-from .sed_cv import derived_seed, load_table
+from ..datasets.sed_table import load_sed_table
+from .sed_cv import derived_seed
 
 #: credibility bins of every fold's TARP curve, so that the curves can be averaged
 TARP_BINS = 20
@@ -122,7 +123,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
     pcfg.train = dataclasses.replace(pcfg.train, seed=derived_seed(cfg.seed, "posterior", k))
     train_tab = dataclasses.replace(tab, spaxels=df.iloc[train_rows].reset_index(drop=True))
     if cfg.library:
-        train_tab = with_library(train_tab, load_table(cfg.library), cfg.library)
+        train_tab = with_library(train_tab, load_sed_table(cfg.library), cfg.library)
     fdir.mkdir(parents=True, exist_ok=True)
     post = SEDPosterior(pcfg).fit(train_tab, calib_idx=np.searchsorted(train_rows, calib),
                                   checkpoint_path=fdir / "checkpoint.pt", quiet=quiet)
@@ -273,7 +274,7 @@ def _run_folds(table: Any, cfg: Any, out: Path, settings: dict[str, Any], *, qui
                survey_config: Any) -> dict[str, Any]:
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    tab = load_table(table)
+    tab = load_sed_table(table)
     df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.posterior.targets)
     for col in ("galaxy_id", *targets):
