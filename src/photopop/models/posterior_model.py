@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from ..config import from_dict, to_dict
+from ..photometry.columns import MAGERR_PREFIX
 from ..errors import InputError
 from .folder import load_weights, read_model_folder, write_model_folder
 from .meta import POSTERIOR_KIND, ModelMeta
@@ -47,7 +48,6 @@ from .sed_base import SigmaScaled, check_bands, check_finite, extract_magnitudes
 
 #: central-interval quantiles written per target: suffix -> probability
 QUANTILES = {"p025": 0.025, "p16": 0.16, "p50": 0.5, "p84": 0.84, "p975": 0.975}
-MAGERR_PREFIX = "magerr_"
 #: smallest magnitude error the log transform accepts (0 mag errors happen in noise-free mocks)
 MIN_MAGERR = 1e-4
 #: share of the OOD features' variance held by the principal subspace of the out-of-domain score

@@ -33,7 +33,8 @@ from ..config import from_dict, to_dict
 from ..errors import InputError
 from ..models.normalise import Standardiser, feature_names, make_features
 from ..models.posterior import PosteriorNet, PosteriorNetConfig
-from ..models.posterior_model import MAGERR_PREFIX, SavedPosterior, fit_ood, fit_spread_factors, log_magerr
+from ..photometry.columns import MAGERR_PREFIX
+from ..models.posterior_model import SavedPosterior, fit_ood, fit_spread_factors, log_magerr
 from ..models.saved import table_hash
 from ..models.sed_base import check_finite, extract_magnitudes
 from .fit import (TrainConfig, TrainResult, _fit_nan_standardiser, history_files, load_history, train_network,
