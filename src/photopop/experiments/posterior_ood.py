@@ -16,12 +16,14 @@ import pandas as pd
 
 from ..errors import InputError
 from ..models.posterior_model import SavedPosterior
+from ..photometry.columns import mag_columns
+
 
 def ood_perturbations(frame: pd.DataFrame, bands: Sequence[str], train_frame: pd.DataFrame,
                       shifts: Sequence[float], noise_band: str, seed: int) -> dict[str, pd.DataFrame]:
     """Named copies of `frame`: each magnitude shift, and `noise_band` replaced by noise (see the config)."""
     out: dict[str, pd.DataFrame] = {}
-    cols = [f"mag_{b}" for b in bands]
+    cols = mag_columns(bands)
     for s in shifts:
         f = frame.copy()
         f[cols] = f[cols] + float(s)
