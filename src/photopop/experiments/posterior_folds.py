@@ -30,7 +30,6 @@ Output folder (built in place, resumable: a finished fold is reused when its set
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ import pandas as pd
 from .. import __version__
 from ..config import save_config, to_dict
 from ..errors import InputError
+from ..hashing import array_hash
 from ..evaluation.calibration import P68, P95, grouped_coverage_error
 from ..evaluation.posterior_calibration import (
     central_interval,
@@ -282,8 +282,7 @@ def _run_folds(table: Any, cfg: Any, out: Path, settings: dict[str, Any], *, qui
             raise InputError(f"SED table lacks column {col!r}")
     gal = df["galaxy_id"].to_numpy()
     y = df[targets].to_numpy(np.float64)
-    data = hashlib.sha256(np.ascontiguousarray(y).tobytes() + np.asarray(gal, dtype=np.int64).tobytes()
-                          + extract_magnitudes(tab)[0].astype(np.float64).tobytes()).hexdigest()
+    data = array_hash(y, gal, extract_magnitudes(tab)[0])  # the fold cache key: labels, groups, magnitudes
     splits = posterior_fold_splits(gal, cfg.folds, cfg.calib_fraction, cfg.seed)
     save_config(cfg, out / "config.toml")
     other, other_reason = None, ""
@@ -291,8 +290,8 @@ def _run_folds(table: Any, cfg: Any, out: Path, settings: dict[str, Any], *, qui
     for k, (pool, calib, test) in enumerate(splits):
         fdir = out / "folds" / f"fold_{k}"
         key = settings_hash({"settings": settings, "data": data, "version": FOLD_VERSION, "fold": k,
-                             "test": hashlib.sha256(test.tobytes()).hexdigest(),
-                             "calib": hashlib.sha256(calib.tobytes()).hexdigest()})
+                             "test": array_hash(test),
+                             "calib": array_hash(calib)})
         done = fdir / "done.json"
         if done.exists() and read_json(done).get("key") == key and (fdir / "rows.parquet").exists():
             rows, summary = read_table(fdir / "rows.parquet"), read_json(fdir / "fold.json")
