@@ -176,6 +176,9 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
         cfg.preset = "diversity"
         cfg.morphology.enabled = cfg.training_size.enabled = False
         cfg.cv.methods = ("cnn", "floor")  # the references the study needs; the other baselines are in --quick
+        # the paper's inputs (band magnitudes), pinned: the study's measured points (README, benchmarks/results/
+        # diversity.json) were taken with them, and Set A/B references and every N must share one input kind
+        cfg.cv.input_kind = "mag"
         cfg.diversity = DiversitySettings(seeds_per_point=(3, 3, 3, 3, 3, 2, 1), pretrain_galaxies=1000)
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
