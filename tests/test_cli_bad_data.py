@@ -31,12 +31,7 @@ MAGS = [f"mag_{b}" for b in BANDS]
 N = 60
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _table(n: int = N, seed: int = 0) -> pd.DataFrame:

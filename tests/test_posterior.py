@@ -21,12 +21,7 @@ from posterior_toy import BANDS, exact_posterior, magnitudes, small_config, toy_
 TARGETS = ("log_age", "zh")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

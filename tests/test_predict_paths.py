@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from photopop.cli.main import main
 from photopop.datasets.sed_table import SEDTable
@@ -17,12 +16,7 @@ from photopop.models import registry
 from test_predict_stream import BANDS, MAGS, make_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

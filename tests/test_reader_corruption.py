@@ -55,12 +55,7 @@ def outcome(read, path: Path, clean: bytes, how: tuple):
         return None, exc
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _frame(n: int = 2000) -> pd.DataFrame:
