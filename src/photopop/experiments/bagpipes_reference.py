@@ -13,10 +13,16 @@ samples (age, tau, Z, A_V, eta) is composed by `photopop.populations.compose` wi
 definitions (luminosity-weighted at 5500 A with the table's light weighting); their mean is the estimate.
 `run_bagpipes_reference` returns accuracy (robust sigma, bias) and seconds per SED; with out-of-fold
 predictions of `photopop sed cv` on the same table, the other methods' robust sigma on the same spaxels.
+
+One fit takes minutes of CPU, so with a `work_dir` every fitted spaxel is written there at once
+(``spaxel_<row>.json``, atomically, keyed by the settings, the spaxel's photometry and redshift and the
+label definition): a killed run resumes with the spaxels it has not fitted, and a file of other settings
+or another table is refitted, never trusted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -31,7 +37,8 @@ import pandas as pd
 from ..datasets.sed_table import read_sed_table
 from ..errors import InputError
 from ..evaluation.metrics import robust_sigma
-from ..io import read_table, write_json_atomic
+from ..hashing import array_hash, json_hash
+from ..io import read_json, read_table, write_json_atomic
 
 
 @dataclass
@@ -76,16 +83,61 @@ def photopop_labels(samples: dict[str, np.ndarray], light: str) -> dict[str, np.
     return out
 
 
+def fit_spaxel(phot: np.ndarray, filt: Sequence[str], z: float, settings: BagpipesSettings, light: str,
+               index: int) -> dict[str, float]:
+    """Fit one SED (phot: (n_bands, 2) micro-Jy flux and error) with bagpipes; its labels and seconds.
+
+    Runs in the caller's working directory (bagpipes writes its pipes/ folder there).
+    """
+    import bagpipes
+
+    gal = bagpipes.galaxy(f"s{index}", lambda _id, p=phot: p, spectrum_exists=False, filt_list=list(filt))
+    t0 = time.perf_counter()
+    fit = bagpipes.fit(gal, fit_instructions(z), run=f"r{settings.seed}")
+    fit.fit(verbose=False, sampler="nautilus", n_live=settings.n_live, n_networks=settings.n_networks, pool=1)
+    seconds = time.perf_counter() - t0
+    samp = fit.posterior.samples
+    n_s = len(samp["delayed:age"])
+    pick = np.random.default_rng([settings.seed, index]).choice(n_s, min(settings.n_label_samples, n_s),
+                                                                replace=False)
+    keys = ("delayed:age", "delayed:tau", "delayed:metallicity", "dust:Av", "dust:eta")
+    labs = photopop_labels({k: np.asarray(samp[k])[pick] for k in keys}, light)
+    return {"seconds": float(seconds), **{t: float(np.mean(labs[t])) for t in ("log_age", "zh")}}
+
+
+def _spaxel_key(settings: BagpipesSettings, phot: np.ndarray, z: float, light: str, index: int) -> str:
+    """What a checkpointed fit depends on: settings, photometry, redshift, label definition, sample seed."""
+    return json_hash({"settings": dataclasses.asdict(settings), "phot": array_hash(phot), "z": float(z),
+                      "light": light, "index": int(index), "model": fit_instructions(z)})
+
+
+def _checkpointed(work: Path | None, row: int, key: str) -> dict[str, float] | None:
+    """The saved fit of `row` if it exists with the same key (anything else is refitted)."""
+    if work is None or not (work / f"spaxel_{row}.json").is_file():
+        return None
+    try:
+        saved = read_json(work / f"spaxel_{row}.json")
+    except InputError:
+        return None  # an unreadable checkpoint is refitted
+    return saved.get("result") if isinstance(saved, dict) and saved.get("key") == key else None
+
+
 def run_bagpipes_reference(table: Any, settings: BagpipesSettings, predictions: pd.DataFrame | None = None,
-                           methods: Sequence[str] = (), progress: Callable[[str], None] | None = None
-                           ) -> dict[str, Any]:
-    """Fit `settings.n_spaxels` random spaxels of a mock `table` with bagpipes; accuracy and seconds per SED."""
+                           methods: Sequence[str] = (), progress: Callable[[str], None] | None = None,
+                           work_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fit `settings.n_spaxels` random spaxels of a mock `table` with bagpipes; accuracy and seconds per SED.
+
+    `work_dir`: folder of per-spaxel checkpoints (created if absent); fits found there are reused.
+    """
     from ..photometry import load_filter_system
 
     settings.validate()
     if settings.n_spaxels < 1:
         raise InputError("bagpipes reference: n_spaxels is 0 (off)")
     say = progress or (lambda msg: None)
+    work = Path(work_dir).resolve() if work_dir is not None else None
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
     cfg = table.config
     light = cfg.get("light_weighting", "attenuated") if isinstance(cfg, dict) else getattr(cfg, "light_weighting",
                                                                                           "attenuated")
@@ -99,8 +151,8 @@ def run_bagpipes_reference(table: Any, settings: BagpipesSettings, predictions: 
     errs = spx[[f"magerr_{b}" for b in table.bands]].to_numpy()
     ujy = 3631e6 * 10 ** (-0.4 * mags)
     ujy_err = ujy * errs * 0.4 * np.log(10.0)
-    est: dict[str, list[float]] = {"log_age": [], "zh": []}
-    seconds = []
+    results: list[dict[str, float]] = []
+    n_reused = 0
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         curves = [system.curves[j] for j in order]
@@ -111,52 +163,52 @@ def run_bagpipes_reference(table: Any, settings: BagpipesSettings, predictions: 
             filt.append(str(p))
         os.chdir(tmp)  # bagpipes writes its pipes/ folder into the working directory it saw at import
         try:
-            import bagpipes
-
-            for i in range(len(rows)):
+            for i, row in enumerate(rows):
                 phot = np.column_stack([ujy[i], ujy_err[i]])
-                gal = bagpipes.galaxy(f"s{i}", lambda _id, p=phot: p, spectrum_exists=False, filt_list=filt)
-                t0 = time.perf_counter()
-                fit = bagpipes.fit(gal, fit_instructions(zmap.loc[spx["galaxy_id"].iloc[i]]), run=f"r{settings.seed}")
-                fit.fit(verbose=False, sampler="nautilus", n_live=settings.n_live, n_networks=settings.n_networks,
-                        pool=1)
-                seconds.append(time.perf_counter() - t0)
-                samp = fit.posterior.samples
-                n_s = len(samp["delayed:age"])
-                pick = np.random.default_rng([settings.seed, i]).choice(n_s, min(settings.n_label_samples, n_s),
-                                                                       replace=False)
-                keys = ("delayed:age", "delayed:tau", "delayed:metallicity", "dust:Av", "dust:eta")
-                labs = photopop_labels({k: np.asarray(samp[k])[pick] for k in keys}, light)
-                for t in est:
-                    est[t].append(float(np.mean(labs[t])))
-                say(f"bagpipes spaxel {i + 1}/{len(rows)}: {seconds[-1]:.1f} s")
+                z = float(zmap.loc[spx["galaxy_id"].iloc[i]])
+                key = _spaxel_key(settings, phot, z, light, i)
+                res = _checkpointed(work, int(row), key)
+                if res is not None:
+                    n_reused += 1
+                    say(f"bagpipes spaxel {i + 1}/{len(rows)}: reused ({res['seconds']:.1f} s when fitted)")
+                else:
+                    res = fit_spaxel(phot, filt, z, settings, light, i)
+                    if work is not None:
+                        write_json_atomic(work / f"spaxel_{int(row)}.json", {"row": int(row), "key": key,
+                                                                             "result": res})
+                    say(f"bagpipes spaxel {i + 1}/{len(rows)}: {res['seconds']:.1f} s")
+                results.append(res)
         finally:
             os.chdir(cwd)
-    res: dict[str, Any] = {"n_spaxels": int(len(rows)), "rows": rows.tolist(), "n_live": settings.n_live,
-                           "seed": settings.seed, "light_weighting": light,
-                           "seconds_per_sed": float(np.mean(seconds)), "bagpipes": {}}
-    for t in est:
-        e = np.asarray(est[t])
-        res["bagpipes"][t] = {"robust_sigma": robust_sigma(e - spx[t].to_numpy()),
-                              "robust_sigma_vs_true": robust_sigma(e - spx[f"{t}_true"].to_numpy()),
-                              "bias": float(np.median(e - spx[t].to_numpy()))}
+    seconds = [r["seconds"] for r in results]
+    res_all: dict[str, Any] = {"n_spaxels": int(len(rows)), "rows": rows.tolist(), "n_live": settings.n_live,
+                               "n_networks": settings.n_networks, "seed": settings.seed, "light_weighting": light,
+                               "seconds_per_sed": float(np.mean(seconds)), "seconds_per_sed_all": seconds,
+                               "n_reused_checkpoints": n_reused, "bagpipes": {}}
+    for t in ("log_age", "zh"):
+        e = np.array([r[t] for r in results])
+        res_all["bagpipes"][t] = {"robust_sigma": robust_sigma(e - spx[t].to_numpy()),
+                                  "robust_sigma_vs_true": robust_sigma(e - spx[f"{t}_true"].to_numpy()),
+                                  "bias": float(np.median(e - spx[t].to_numpy()))}
     if predictions is not None:  # the other methods' out-of-fold predictions on the same spaxels
         pred = predictions.iloc[rows]
         for meth in methods:
-            for t in est:
+            for t in ("log_age", "zh"):
                 if f"{t}_{meth}" in pred.columns:
-                    res.setdefault("same_spaxels", {}).setdefault(meth, {})[t] = {
+                    res_all.setdefault("same_spaxels", {}).setdefault(meth, {})[t] = {
                         "robust_sigma": robust_sigma(pred[f"{t}_{meth}"].to_numpy() - spx[t].to_numpy())}
-    return res
+    return res_all
 
 
 def bagpipes_stage(settings: BagpipesSettings, say: Callable[[str], None]) -> Callable[[Path, Mapping[str, Any]], None]:
-    """The reproduction's `bagpipes` stage: needs the `survey` and `cv_b` stages; writes bagpipes.json."""
+    """The reproduction's `bagpipes` stage: needs the `survey` and `cv_b` stages; writes bagpipes.json.
+
+    Resumable: its per-spaxel fits are checkpointed in the stage's build folder (``work/``)."""
     def run(out: Path, ups: Mapping[str, Any]) -> None:
         cvm = json.loads(ups["cv_b"].file("metrics.json").read_text())
         methods = [k for k in cvm if k not in ("pcc_residuals", "ratio_to_floor")]
         res = run_bagpipes_reference(read_sed_table(ups["survey"].path / "table"), settings,
                                      read_table(ups["cv_b"].file("predictions.parquet")), methods,
-                                     progress=lambda m: say(f"  {m}"))
+                                     progress=lambda m: say(f"  {m}"), work_dir=out / "work")
         write_json_atomic(out / "bagpipes.json", res)
     return run

@@ -137,7 +137,7 @@ def _run_liew_cain_2021(config: LiewCain2021Config, out_dir: Path, *, progress: 
                    [survey, cv["set_a"], cv["set_b"]], version="2", resumable=True)
     if cfg.bagpipes.n_spaxels > 0:
         runner.run("bagpipes", {"bagpipes": to_dict(cfg.bagpipes)}, bagpipes_stage(cfg.bagpipes, say),
-                   [survey, cv["set_b"]])
+                   [survey, cv["set_b"]], resumable=True)
     metrics = collect_metrics(cfg, runner.results, mismatch_note)
     if "diversity" in runner.results:
         metrics["diversity"] = json.loads(runner.results["diversity"].file("diversity.json").read_text())
