@@ -143,7 +143,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
                            train=TrainConfig(max_epochs=80, patience=10, batch_size=128, num_threads=1),
                            random_forest=RandomForestConfig(n_estimators=100),
                            template_fit=TemplateLibraryConfig(n_templates=5000),
-                           floor=FloorConfig(n_library=30_000)),
+                           floor=FloorConfig(n_library=100_000)),  # the issue-14 minimum for a floor
             gradients=GradientSettings(min_inside=20),
             properties=PropertySettings(per_bin=10),
             morphology=MorphologySettings(folds_used=1),
@@ -179,7 +179,7 @@ def preset_config(name: str = "full", seed: int = 0) -> LiewCain2021Config:
         # the paper's inputs (band magnitudes), pinned: the study's measured points (README, benchmarks/results/
         # diversity.json) were taken with them, and Set A/B references and every N must share one input kind
         cfg.cv.input_kind = "mag"
-        cfg.diversity = DiversitySettings(seeds_per_point=(3, 3, 3, 3, 3, 2, 1), pretrain_galaxies=1000)
+        cfg.diversity = DiversitySettings(seeds=3, pretrain_galaxies=1000)  # 3 repeats at every N, 10^4 included
     else:
         raise InputError(f"unknown preset {name!r}; use one of {list(PRESETS)}")
     return cfg
