@@ -7,7 +7,7 @@ spaxel in the top 1 % of OOD scores and two or three have most of theirs there. 
 at level p is then a biased estimate of the threshold that covers p of a **new** galaxy's spaxels: when
 the held-out galaxies happen to lack the tail galaxies it is set low, and new galaxies exceed it more
 often than 1 - p (on the default mock's folds: 1.4 % of in-domain spaxels flagged at p = 0.99, measured by
-re-splitting each fold's unseen galaxies; docs/posteriors.md).
+re-splitting each fold's unseen galaxies; docs/posteriors.md). `resplit_coverage` is that diagnostic for one score.
 
 `grouped_level` removes that bias the way a grouped jackknife does: it picks the level lambda at which
 the quantile of the **other** galaxies' scores covers p of each left-out galaxy's spaxels, averaged over
@@ -86,3 +86,26 @@ def grouped_quantile(scores: Any, groups: Any, level: float) -> tuple[float, flo
     with np.errstate(invalid="ignore"):
         q = float(np.quantile(s, lam))
     return (np.inf if np.isnan(q) else q), lam
+
+
+def resplit_coverage(scores: Any, groups: Any, n_calib_groups: int, level: float, n_rep: int = 400,
+                     seed: int = 0, grouped: bool = True) -> tuple[float, float]:
+    """(mean, sd) over `n_rep` random re-splits of the groups: coverage of the held-back groups' objects by the
+    `level` quantile of `n_calib_groups` calibration groups (`grouped_quantile`, or the plain quantile).
+
+    A diagnostic of the calibration procedure itself (docs/posteriors.md): with exchangeable groups, the
+    mean is the coverage the procedure gives new groups in expectation, the sd that of one split. Coverage
+    is the share of the held-back objects with score <= the quantile (object-weighted mean over re-splits).
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    g = np.asarray(groups).ravel()
+    names = np.unique(g)
+    if g.size != s.size or not 1 <= int(n_calib_groups) < names.size:
+        raise InputError(f"resplit_coverage needs one group per score and 1 <= n_calib_groups < {names.size}")
+    rng = np.random.default_rng(seed)
+    cov, n_out = np.empty(int(n_rep)), np.empty(int(n_rep))
+    for i in range(int(n_rep)):
+        cal = np.isin(g, rng.choice(names, int(n_calib_groups), replace=False))
+        q = grouped_quantile(s[cal], g[cal], level)[0] if grouped else float(np.quantile(s[cal], level))
+        cov[i], n_out[i] = np.mean(s[~cal] <= q), (~cal).sum()
+    return float(np.average(cov, weights=n_out)), float(cov.std())
