@@ -79,6 +79,13 @@ def test_folds_cover_every_galaxy_once_and_never_calibrate_on_test(tmp_path, mon
     assert m["posterior"]["per_target"]["log_age"]["coverage_68"] == pytest.approx(cov, abs=1e-12)
     assert m["posterior"]["n"] == len(df) and len(m["per_fold"]) == 3
     assert abs(cov - P68) < 0.5  # a number, not NaN
+    # the fold standard error is the spread of the folds' own coverages / sqrt(K)
+    per_fold = [f["coverage"]["log_age"]["68"] for f in m["per_fold"]]
+    rec = m["posterior"]["per_target"]["log_age"]
+    assert rec["coverage_68_fold_se"] == pytest.approx(np.std(per_fold, ddof=1) / np.sqrt(3), abs=1e-12)
+    # the factors and the OOD threshold were fitted with galaxies as the unit
+    assert all(len(f["quantile_levels"]["68"]) == 2 for f in m["per_fold"])
+    assert all(lv is not None for lv in m["ood"]["threshold_level"])
     # resume: a second run reuses every fold and gives the same numbers
     msgs: list[str] = []
     m2 = run_posterior_study(table, _study_config(3), out, progress=msgs.append)
@@ -94,3 +101,15 @@ def pd_concat_rows(out, folds):
     import pandas as pd
 
     return pd.concat([read_table(out / "folds" / f"fold_{k}" / "rows.parquet") for k in range(folds)])
+
+
+def test_study_table_must_have_galaxies_and_targets():
+    from photopop.errors import InputError
+    from photopop.experiments.posterior_ood import load_study_table
+
+    df = toy_frame(60, seed=1)
+    tab, frame = load_study_table(SEDTable(spaxels=df.iloc[5:], meta={"bands": BANDS}), ["log_age", "zh"])
+    assert list(frame.index) == list(range(55)) and len(tab.spaxels) == 55
+    for drop in ("galaxy_id", "zh"):
+        with pytest.raises(InputError, match=repr(drop)):
+            load_study_table(SEDTable(spaxels=df.drop(columns=[drop]), meta={"bands": BANDS}), ["log_age", "zh"])

@@ -154,4 +154,12 @@ def test_fit_stores_the_95_factor(brief):
     post = brief[0]
     meta = post.model_.meta
     assert meta["spread_factors_95"] == dict(zip(("log_age", "zh"), meta["recalibration"]["factor_95"]))
-    assert np.allclose(meta["recalibration"]["coverage95_per_level"], 0.9545, atol=2.0 / meta["n_calib_rows"])
+    rec = meta["recalibration"]
+    # galaxies are the unit: the factors are quantiles at the leave-one-galaxy-out levels, which cover
+    # their own level of the calibration rows
+    assert rec["grouping"] == "leave-one-galaxy-out" and rec["n_groups"] >= 3
+    assert np.allclose(rec["coverage95_per_level"], rec["quantile_level_95"], atol=2.0 / meta["n_calib_rows"])
+    assert np.allclose(rec["coverage68_recalibrated"], rec["quantile_level_68"], atol=2.0 / meta["n_calib_rows"])
+    # the toy's rows are independent, so the grouped levels stay near nominal
+    assert np.allclose(rec["quantile_level_95"], 0.9545, atol=0.02)
+    assert 0.9 < meta["ood_threshold_level"] <= 1.0

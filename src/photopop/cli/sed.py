@@ -359,7 +359,9 @@ def format_posterior_metrics(m: dict[str, Any]) -> str:
                      f"{c['width_68_at_nominal']:>14.3f}" + (f"{w_e:>13.3f}" if w_e is not None else f"{'-':>13}"))
     for t, c in m["posterior"]["per_target"].items() if "per_fold" in m else ():
         lines.append(f"{t}: pooled over {m['folds']} folds, cov68 {c['coverage_68']:.3f} +- {c['coverage_68_err']:.3f}, "
-                     f"cov95 {c['coverage_95']:.3f} +- {c['coverage_95_err']:.3f} (galaxy bootstrap); cov95 with one "
+                     f"cov95 {c['coverage_95']:.3f} +- {c['coverage_95_err']:.3f} (galaxy bootstrap)"
+                     + (f", +- {c['coverage_68_fold_se']:.3f} / {c['coverage_95_fold_se']:.3f} (fold spread / sqrt(K))"
+                        if "coverage_68_fold_se" in c else "") + "; cov95 with one "
                      f"factor {c['coverage_95_one_factor']:.3f} +- {c['coverage_95_one_factor_err']:.3f}, with the "
                      f"95 % level's own {c['coverage_95_per_level']:.3f} +- {c['coverage_95_per_level_err']:.3f}")
     for f in m.get("per_fold", []):

@@ -42,7 +42,8 @@ from ..outputs import check_output, replace_output, source_id
 from ..training.fit import TrainConfig
 from ..training.posterior_fit import SEDPosterior, SEDPosteriorConfig
 from .posterior_folds import run_posterior_folds
-from .posterior_ood import covered_bands, flag_rate, ood_perturbations, other_library_table, with_library
+from .posterior_ood import (covered_bands, flag_rate, load_study_table, ood_perturbations, other_library_table,
+                            with_library)
 from .sed_cv import derived_seed
 from .uncertainty import UncertaintyConfig, calibrate, split_for_calibration, train_ensemble
 
@@ -162,12 +163,8 @@ def run_posterior_study(table: Any, config: PosteriorStudyConfig | None = None, 
     check_output(out_dir, "sed-posterior-study", settings, overwrite=overwrite, inputs=inputs)  # before training
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    tab = load_sed_table(table)
-    df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.posterior.targets)
-    for col in ("galaxy_id", *targets):
-        if col not in df.columns:
-            raise InputError(f"SED table lacks column {col!r}")
+    tab, df = load_study_table(table, targets)
     mags, bands, system, _ = extract_magnitudes(tab)
     gal = df["galaxy_id"].to_numpy()
     pool, calib, test = split_for_calibration(gal, cfg.test_fraction, cfg.calib_fraction, cfg.seed)

@@ -58,12 +58,13 @@ from ..models.saved import extract_magnitudes
 from ..outputs import claim_output, settings_hash, source_id
 from ..splits import carve_validation, make_folds
 from ..datasets.sed_table import load_sed_table
+from .posterior_ood import load_study_table
 from .sed_cv import derived_seed
 
 #: credibility bins of every fold's TARP curve, so that the curves can be averaged
 TARP_BINS = 20
 #: stored with each finished fold; bump when the fold's outputs change
-FOLD_VERSION = "2"
+FOLD_VERSION = "3"
 
 
 def posterior_fold_splits(galaxy_ids: Any, folds: int, calib_fraction: float,
@@ -145,7 +146,7 @@ def _run_fold(tab: Any, df: pd.DataFrame, cfg: Any, k: int, pool: np.ndarray, ca
                                                           "recalibration")},
         "train_s": t_train}
     summary["training"]["factor_95_applied"] = model.spread_factors_95.tolist()
-    ood: dict[str, Any] = {"threshold": model.ood_threshold,
+    ood: dict[str, Any] = {"threshold": model.ood_threshold, "threshold_level": model.meta.get("ood_threshold_level"),
                            "test": {"flag_rate": float(rows["ood_flag"].mean()), "n": len(test)}}
     for name, frame in ood_perturbations(test_frame, bands, df.iloc[train_rows], cfg.mag_shifts, cfg.noise_band,
                                          derived_seed(cfg.seed, "noise", k)).items():
@@ -220,6 +221,9 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
         for name in ("68", "95"):
             vals = np.array([c[f"coverage_{name}"] for c in covs])
             rec[f"coverage_{name}_fold_sd"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+            # standard error of the pooled coverage from the folds' spread: unlike the galaxy bootstrap of the
+            # test galaxies it includes the noise of each fold's factors (fitted on its own calibration galaxies)
+            rec[f"coverage_{name}_fold_se"] = rec[f"coverage_{name}_fold_sd"] / float(np.sqrt(len(vals)))
         per_target[t] = rec
     ranks = rows[[f"{t}_rank" for t in targets]].to_numpy(np.int64)
     sbc = sbc_summary(ranks, n_samples)
@@ -231,10 +235,11 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
     post = {"per_target": per_target, "n": len(rows), "n_samples": int(n_samples), "sbc": sbc,
             "tarp": {"atc": float(atc), "ks_pvalue": float(ks), "ecp": ecp.tolist(), "alpha": alpha.tolist(),
                      "pooled_over_folds": True}}
-    ood: dict[str, Any] = {"threshold": [s["ood"]["threshold"] for s in fold_summaries]}
+    ood: dict[str, Any] = {"threshold": [s["ood"]["threshold"] for s in fold_summaries],
+                           "threshold_level": [s["ood"].get("threshold_level") for s in fold_summaries]}
     for name in fold_summaries[0]["ood"]:
         parts = [s["ood"].get(name) for s in fold_summaries]
-        if name == "threshold" or not all(isinstance(p, dict) and "flag_rate" in p for p in parts):
+        if name in ("threshold", "threshold_level") or not all(isinstance(p, dict) and "flag_rate" in p for p in parts):
             continue
         w = np.array([p["n"] for p in parts], dtype=np.float64)
         ood[name] = {"flag_rate": float(np.dot(w, [p["flag_rate"] for p in parts]) / w.sum()), "n": int(w.sum()),
@@ -248,6 +253,8 @@ def pool_folds(rows: pd.DataFrame, fold_summaries: list[dict[str, Any]], targets
                         "best_epoch": s["training"]["best_epoch"],
                         "spread_factors": s["training"]["recalibration"]["factor"],
                         "factor_95": s["training"]["recalibration"]["factor_95"],
+                        "quantile_levels": {lv: s["training"]["recalibration"].get(f"quantile_level_{lv}")
+                                            for lv in ("68", "95")},
                         "coverage": {t: {lv: s["posterior"]["per_target"][t][f"coverage_{lv}"] for lv in ("68", "95")}
                                      for t in targets},
                         "sbc_one_per_galaxy_p": s["posterior"]["sbc"].get("one_per_group", {}).get("ks_pvalue"),
@@ -274,12 +281,8 @@ def _run_folds(table: Any, cfg: Any, out: Path, settings: dict[str, Any], *, qui
                survey_config: Any) -> dict[str, Any]:
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    tab = load_sed_table(table)
-    df = tab.spaxels.reset_index(drop=True)
     targets = list(cfg.posterior.targets)
-    for col in ("galaxy_id", *targets):
-        if col not in df.columns:
-            raise InputError(f"SED table lacks column {col!r}")
+    tab, df = load_study_table(table, targets)
     gal = df["galaxy_id"].to_numpy()
     y = df[targets].to_numpy(np.float64)
     data = array_hash(y, gal, extract_magnitudes(tab)[0])  # the fold cache key: labels, groups, magnitudes

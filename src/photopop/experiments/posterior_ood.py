@@ -14,9 +14,21 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ..datasets.sed_table import load_sed_table
 from ..errors import InputError
 from ..models.posterior_model import SavedPosterior
 from ..photometry.columns import mag_columns
+
+
+def load_study_table(table: Any, targets: Sequence[str]) -> tuple[Any, pd.DataFrame]:
+    """(SEDTable, its spaxels with a fresh 0..n-1 index) for a posterior study; InputError naming the first
+    missing column when the spaxels lack ``galaxy_id`` (the studies split by galaxy) or a target."""
+    tab = load_sed_table(table)
+    df = tab.spaxels.reset_index(drop=True)
+    for col in ("galaxy_id", *targets):
+        if col not in df.columns:
+            raise InputError(f"SED table lacks column {col!r}")
+    return tab, df
 
 
 def ood_perturbations(frame: pd.DataFrame, bands: Sequence[str], train_frame: pd.DataFrame,

@@ -15,9 +15,10 @@ in the remaining directions. Each part is divided by its own ``ood_quantile`` qu
 training galaxies and the score is the larger ratio, so an SED far along a dominant direction
 (a constant magnitude shift) and one inconsistent in a minor direction (a band replaced by noise) are
 both seen; the full distance alone is dominated by the many minor directions, whose heavy in-domain
-tails hid a +5 mag shift. The threshold is the ``ood_quantile`` (default 0.99) quantile of the scores of
+tails hid a +5 mag shift. The threshold is an ``ood_quantile`` (default 0.99) quantile of the scores of
 the held-out training galaxies (validation and calibration galaxies, which the network did not fit),
-so about 1 % of in-domain objects are flagged by design.
+taken at the leave-one-galaxy-out level (`posterior_grouped`), so that about 1 % of a new in-domain
+galaxy's objects are flagged although the score's tail is set by a few galaxies.
 
 Folder (written by `photopop.models.folder.write_model_folder`, the one model-folder writer):
 ``model.pt``, ``config.toml`` (``[architecture]`` = `PosteriorNetConfig`, ``n_bands``, ``n_targets``,
@@ -44,6 +45,7 @@ from .folder import load_weights, read_model_folder, write_model_folder
 from .meta import POSTERIOR_KIND, ModelMeta
 from .normalise import Standardiser, make_features
 from .posterior import PosteriorNet, PosteriorNetConfig
+from .posterior_grouped import MIN_GROUPS, grouped_quantile
 from .sed_base import SigmaScaled, check_bands, check_finite, extract_magnitudes
 
 #: central-interval quantiles written per target: suffix -> probability
@@ -369,15 +371,19 @@ def spread_by_level(samples: torch.Tensor, f68: torch.Tensor, f95: torch.Tensor)
     return torch.empty_like(samples).scatter_(0, order, mapped)
 
 
-def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827) -> tuple[list[float], dict[str, Any]]:
-    """Per-target spread factors that make the central `level` intervals cover `level` of `y`.
+def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827,
+                       groups: Any = None) -> tuple[list[float], dict[str, Any]]:
+    """Per-target spread factors that make the central `level` intervals cover `level` of new galaxies.
 
     For each object and target, r = (y - median) / (upper - median) above the median, (median - y) /
-    (median - lower) below, with (lower, upper) the central `level` quantiles of the draws (S, n, k).
-    The interval scaled by f about the median covers y iff r <= f, so f = the `level` quantile of r over
-    the calibration objects sets the coverage there to `level`. The report gives the coverage of the
-    68.27 % / 95.45 % intervals before and after, and the factor the 95 % interval alone would need
-    (a shape check: close to f when the tails are right).
+    (median - lower) below, with (lower, upper) the central 68.27 % quantiles of the draws (S, n, k).
+    The interval scaled by f about the median covers y iff r <= f, so f = a `level` quantile of r over
+    the calibration objects. With `groups` (the objects' galaxies, the exchangeable unit) that quantile is
+    taken at the leave-one-galaxy-out level (`posterior_grouped.grouped_quantile`), the level at which the
+    other galaxies' quantile covers `level` of a left-out galaxy's objects; without, the plain quantile
+    (coverage `level` on the calibration objects themselves). ``factor_95`` is fitted the same way at
+    95.45 % against the raw 95.45 % interval (the per-level factor). The report gives both factors, the
+    levels used, and the 68.27 % / 95.45 % coverage of the calibration objects before and after.
     """
     y = np.asarray(y, dtype=np.float64)
     s = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
@@ -392,12 +398,18 @@ def fit_spread_factors(y: np.ndarray, samples: np.ndarray, level: float = 0.6827
         return np.where(np.isfinite(r), r, np.inf)  # a zero-width side covers nothing off the median
 
     r68, r95 = ratios(0.6827), ratios(0.9545)
-    with np.errstate(invalid="ignore"):  # inf ratios (zero-width sides) are legitimate
-        f = np.quantile(r68, level, axis=0)
-        f95 = np.quantile(r95, 0.9545, axis=0)
+    if groups is not None and np.asarray(groups).size != y.shape[0]:
+        raise InputError(f"groups must have one entry per calibration object ({y.shape[0]}), got {np.asarray(groups).size}")
+    fits68 = [grouped_quantile(r68[:, j], groups, level) for j in range(y.shape[1])]  # inf ratios are legitimate
+    fits95 = [grouped_quantile(r95[:, j], groups, 0.9545) for j in range(y.shape[1])]
+    f = np.array([q for q, _ in fits68])
+    f95 = np.array([q for q, _ in fits95])
     if not np.all(np.isfinite(f) & (f > 0)):
         raise InputError(f"cannot fit spread factors: degenerate calibration draws (factors {f})")
-    report = {"n_objects": int(y.shape[0]), "factor": f.tolist(), "factor_95": f95.tolist(),
+    n_groups = 0 if groups is None else int(np.unique(np.asarray(groups)).size)
+    report = {"n_objects": int(y.shape[0]), "n_groups": n_groups, "factor": f.tolist(), "factor_95": f95.tolist(),
+              "quantile_level_68": [lv for _, lv in fits68], "quantile_level_95": [lv for _, lv in fits95],
+              "grouping": "leave-one-galaxy-out" if n_groups >= MIN_GROUPS else "none",
               "coverage68_raw": (r68 <= 1).mean(axis=0).tolist(), "coverage95_raw": (r95 <= 1).mean(axis=0).tolist(),
               "coverage68_recalibrated": (r68 <= f).mean(axis=0).tolist(),
               "coverage95_recalibrated": (r95 <= f).mean(axis=0).tolist(),
@@ -431,14 +443,17 @@ def ood_score(stats: dict[str, Any], context: np.ndarray) -> np.ndarray:
 
 
 def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 0.99,
-            principal_variance: float = OOD_PRINCIPAL_VARIANCE) -> tuple[dict[str, Any], float]:
+            principal_variance: float = OOD_PRINCIPAL_VARIANCE, groups_val: Any = None) -> tuple[dict[str, Any], float]:
     """(OOD statistics, threshold) from the fitting rows' and held-out rows' feature vectors.
 
     Mean and Ledoit-Wolf covariance from the fitting rows; its leading eigenvectors holding
     `principal_variance` of the variance span the principal subspace. Each part of the distance
     (`ood_score_parts`) is scaled by its `quantile` quantile over the held-out rows, and the threshold
-    is the `quantile` quantile of the resulting score (`ood_score`) over the same rows, so a share
-    1 - `quantile` of rows like the held-out ones is flagged.
+    is a `quantile` quantile of the resulting score (`ood_score`) over the same rows, so a share
+    1 - `quantile` of rows like the held-out ones is flagged. With `groups_val` (the held-out rows'
+    galaxies) it is taken at the leave-one-galaxy-out level (`posterior_grouped.grouped_quantile`): the
+    score's tail is set by a few galaxies, and the plain spaxel quantile flagged more than 1 - `quantile` of
+    new galaxies' spaxels. The level used is ``stats["threshold_level"]``.
     """
     from sklearn.covariance import LedoitWolf
 
@@ -459,4 +474,7 @@ def fit_ood(context_fit: np.ndarray, context_val: np.ndarray, quantile: float = 
     main, res = ood_score_parts(stats, held)
     scales = np.quantile(np.c_[main, res], quantile, axis=0)
     stats["scales"] = np.where(scales > 0, scales, 1.0)  # an empty residual subspace scores 0 anyway
-    return stats, float(np.quantile(ood_score(stats, held), quantile))
+    if groups_val is not None and np.asarray(groups_val).size != held.shape[0]:
+        raise InputError(f"groups_val must have one entry per held-out row ({held.shape[0]})")
+    threshold, stats["threshold_level"] = grouped_quantile(ood_score(stats, held), groups_val, quantile)
+    return stats, threshold

@@ -5,8 +5,9 @@ conditional flow) by minimising -log p(theta | SED, errors, redshift) with `trai
 early stopping on the grouped validation carve, checkpoints and exact resume as `SEDRegressor`); the
 normalisation of inputs, log errors, redshift and labels is fitted on the fitting rows only. A share of
 the fitting galaxies (``calib_fraction``, or the caller's ``calib_idx``) is held out from both fitting and
-early stopping; on them per-target spread factors are fitted (`fit_spread_factors`) that widen or narrow
-every object's draws about its median so that the central 68 % intervals cover 68 % of new galaxies.
+early stopping; on them per-target spread factors are fitted (`fit_spread_factors`, galaxies as the unit:
+leave-one-galaxy-out quantile levels) that widen or narrow every object's draws about its median so that
+the central 68 % (and, per level, 95 %) intervals cover their share of new galaxies' objects.
 After training, the out-of-domain statistics are fitted on the fitting rows' context vectors and the flag
 threshold on the validation and calibration galaxies' (both held out from the fit). ``sample``, ``predict_quantiles``,
 ``save`` and ``load`` mirror `SEDRegressor`.
@@ -202,14 +203,17 @@ class SEDPosterior:
         # and a quantile over 20 validation galaxies alone moved by 3x between carves (posteriors.md)
         ctx = _contexts(model, x)
         held = np.union1d(vidx, cal_idx)
-        stats, threshold = fit_ood(ctx[fit_idx], ctx[held], cfg.ood_quantile)
+        gal = None if galaxy_ids is None else np.asarray(galaxy_ids)
+        stats, threshold = fit_ood(ctx[fit_idx], ctx[held], cfg.ood_quantile,
+                                   groups_val=None if gal is None else gal[held])
         model.ood_mean, model.ood_precision = stats["mean"], stats["precision"]
         model.ood_principal, model.ood_scales = stats["principal"], stats["scales"]
         model.meta["ood_threshold"] = threshold
+        model.meta["ood_threshold_level"] = float(stats["threshold_level"])
         model.meta["n_ood_rows"] = int(held.size)
         if cal_idx.size:
             raw = model.sample_inputs(x[cal_idx], cfg.n_samples, seed=cfg.train.seed, raw=True)
-            factors, report = fit_spread_factors(y[cal_idx], raw)
+            factors, report = fit_spread_factors(y[cal_idx], raw, groups=None if gal is None else gal[cal_idx])
             model.meta["spread_factors"] = dict(zip(targets, factors))
             if cfg.per_level_spread:
                 model.meta["spread_factors_95"] = dict(zip(targets, report["factor_95"]))
