@@ -8,7 +8,7 @@ scores robust sigma on every spaxel of --test (other galaxies: Set B), for
  - `preset_colour`: the same with colours as inputs (`input_kind = "colour"`),
  - `library_default`: `TrainConfig()` as shipped (max_epochs 5000, patience 25, batch 256: converged),
  - `tuned`: the [architecture] / [train] / input_kind of an Optuna `best_params.toml` (`photopop sed tune`),
- - `random_forest`: `RandomForestBaseline` on the magnitudes (as `photopop sed cv` runs it, 100 trees),
+ - `random_forest`: `RandomForestBaseline` on the magnitudes (as `photopop sed cv` ran it before issue 14; 100 trees),
  - `random_forest_colour`: the same forest on colours (the CNN's best input given to the forest too),
 each with --seeds seeds (CNN weights / forest draws). Writes benchmarks/results/sed_cnn_vs_rf.json with
 per-seed values, means and standard deviations, and the best epochs reached.

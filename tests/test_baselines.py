@@ -62,3 +62,26 @@ def test_bad_inputs():
     x[0, 0] = np.inf
     with pytest.raises(InputError, match="NaN"):
         RandomForestBaseline().fit(x, np.zeros(len(x)))
+
+
+def test_forest_features_kinds():
+    """'mag', 'colour' (against the middle band, as the CNN's), both side by side, or the CNN's kind."""
+    from photopop.models.baselines import FOREST_FEATURES, forest_features, resolve_forest_features
+
+    bands = ["a", "b", "c", "d"]
+    mags = np.array([[20.0, 19.5, 19.0, 18.0], [22.0, 21.0, 21.5, 20.0]])
+    np.testing.assert_array_equal(forest_features(mags, bands, "mag"), mags)
+    col = forest_features(mags, bands, "colour")  # reference: bands[2] = "c"
+    np.testing.assert_allclose(col, [[1.0, 0.5, -1.0], [0.5, -0.5, -1.5]])
+    np.testing.assert_allclose(forest_features(mags, bands, "colour", ref_band="a")[0], [-0.5, -1.0, -2.0])
+    both = forest_features(mags, bands, "mag+colour")
+    assert both.shape == (2, 7) and np.array_equal(both[:, :4], mags) and np.allclose(both[:, 4:], col)
+    np.testing.assert_allclose(forest_features(mags, bands, "same", "colour"), col)
+    np.testing.assert_array_equal(forest_features(mags, bands, "same", "mag"), mags)
+    assert resolve_forest_features("same", "flux") == "flux" and "same" in FOREST_FEATURES
+    # colours remove a common brightness offset; magnitudes keep it
+    assert np.allclose(forest_features(mags + 3.0, bands, "colour"), col)
+    with pytest.raises(InputError, match="random_forest.features"):
+        forest_features(mags, bands, "pixels")
+    with pytest.raises(InputError, match="random_forest.features"):
+        RandomForestConfig(features="magnitudes").check()

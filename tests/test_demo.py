@@ -56,6 +56,12 @@ def test_report_is_self_contained(demo_dir):
     srcs = re.findall(r'<img src="([^"]+)"', html)
     assert len(srcs) >= 6
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    # the SED part says whether the CNN is ahead of the random forest, from the metrics
+    m = json.loads((demo_dir / "metrics.json").read_text())["sed"]
+    c = m["cnn_vs_forest"]["set_b"]["log_age"]
+    assert m["inputs"] == {"cnn": "colour", "random_forest": "colour"}
+    assert "CNN against random forest on Set B (CNN on colour, forest on colour)" in html
+    assert f"{c['cnn']:.3f} vs {c['random_forest']:.3f}" in html
     assert not re.search(r'(src|href)="(?!data:)[^"#]+"', html)  # nothing loaded from elsewhere
 
 

@@ -111,6 +111,15 @@ def test_tiny_run_writes_metrics_report_and_config(tiny_run):
         assert 0 < r["set_b"]["zh"]["robust_sigma"] < 2 and r["set_b"]["zh"]["robust_sigma_std"] is None
         assert r["set_a_reference"]["log_age"] == m["set_a"]["log_age"]["robust_sigma"]
     assert m["survey"]["light_weighting"] == "attenuated"
+    # issue 14 §3: the inputs each method saw, and the CNN-against-forest verdict taken from the cv metrics
+    assert m["inputs"] == {"cnn": "colour", "random_forest": "colour"}
+    for s in ("set_a", "set_b"):
+        for t in ("log_age", "zh"):
+            c = m["cnn_vs_forest"][s][t]
+            assert c["cnn"] == m[s][t]["robust_sigma"]
+            assert c["random_forest"] == m["baselines"][s]["random_forest"][t]["robust_sigma"]
+            assert c["cnn_ahead"] == (c["cnn"] < c["random_forest"]) and c["folds"] == 4
+            assert 0 <= c["folds_cnn_ahead"] <= 4
     g = m["gradients"]["log_age"]
     assert g["n_selected"] >= 1 and "label_vs_true" in g and "set_a_cnn" in g
     # the report: one self-contained file with embedded figures and the paper's numbers
@@ -118,6 +127,9 @@ def test_tiny_run_writes_metrics_report_and_config(tiny_run):
     assert html.count("data:image/png;base64,") >= 8
     assert not re.search(r'src="(?!data:)', html) and "<link" not in html
     assert "Table 1" in html and "0.140" in html
+    c = m["cnn_vs_forest"]["set_b"]["zh"]
+    assert "CNN against random forest on Set B (CNN on colour, forest on colour)" in html
+    assert f"{c['cnn']:.3f} vs {c['random_forest']:.3f}" in html
     assert (out / "figures" / "gradient_differences_set_b.png").stat().st_size > 1000
     # the config is saved and reads back into the same dataclass
     cfg = load_config(lc.LiewCain2021Config, out / "config.toml")
@@ -197,10 +209,15 @@ def test_saved_fold_models_reproduce_the_cross_prediction(tiny_run):
     for t in ("log_age", "zh"):
         np.testing.assert_allclose(m[f"{t}_cnn_again"], m[f"{t}_cnn"], rtol=0, atol=1e-5)
         np.testing.assert_array_equal(m[f"{t}_true_again"], m[f"{t}_true"])
-    # a brighter copy of the mock (all bands +0.3 mag brighter) is predicted differently: the models see magnitudes
+    # the models see colours (the default inputs): a brighter copy of the mock (all bands 0.3 mag brighter) is
+    # predicted the same, a change of SED shape (one band brighter) is not
     shifted = table.spaxels.copy()
     for b in table.bands:
         shifted[f"mag_{b}"] -= 0.3
     alt = type(table)(shifted, table.galaxies, table.meta)
     moved = apply_cv_models(cv_dir, alt, ("log_age", "zh"), joint=True)
+    np.testing.assert_allclose(moved["log_age_cnn"], again["log_age_cnn"], rtol=0, atol=1e-5)
+    reshaped = table.spaxels.copy()
+    reshaped[f"mag_{table.bands[0]}"] -= 0.3
+    moved = apply_cv_models(cv_dir, type(table)(reshaped, table.galaxies, table.meta), ("log_age", "zh"), joint=True)
     assert not np.allclose(moved["log_age_cnn"], again["log_age_cnn"])

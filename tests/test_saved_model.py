@@ -56,12 +56,13 @@ def test_folder_layout_and_meta(fitted):
     assert [r["epoch"] for r in hist] == list(range(9))
     meta = json.loads((path / "meta.json").read_text())
     assert meta["bands"] == BANDS and meta["filter_system"] == "toy"
-    assert meta["targets"] == ["log_age", "zh"] and meta["input_kind"] == "mag"
+    assert meta["targets"] == ["log_age", "zh"] and meta["input_kind"] == "colour"  # the default inputs
+    assert meta["ref_band"] == BANDS[len(BANDS) // 2]
     assert meta["photopop_version"]
     mags = df[[f"mag_{b}" for b in BANDS]].to_numpy()
     assert meta["train_table_hash"] == table_hash(mags, df[["log_age", "zh"]].to_numpy())
     norm = json.loads((path / "normalisation.json").read_text())
-    assert norm["target"]["names"] == ["log_age", "zh"] and len(norm["input"]["mean"]) == len(BANDS)
+    assert norm["target"]["names"] == ["log_age", "zh"] and len(norm["input"]["mean"]) == len(BANDS) - 1
 
 
 def test_roundtrip_predictions_identical(fitted):
@@ -123,7 +124,7 @@ def test_normalisation_uses_only_fitting_rows():
     val = np.arange(0, len(df), 3)
     reg = _reg(max_epochs=2).fit(df, val_idx=val, bands=BANDS)
     fit_rows = np.setdiff1d(np.arange(len(df)), val)
-    mags = df[[f"mag_{b}" for b in BANDS]].to_numpy()
+    mags = make_features(df[[f"mag_{b}" for b in BANDS]].to_numpy(), BANDS, "colour")  # the default inputs
     assert np.allclose(reg.model_.input_norm.mean, mags[fit_rows].mean(0))
     assert np.allclose(reg.model_.input_norm.scale, mags[fit_rows].std(0))
     assert np.allclose(reg.model_.target_norm.mean, df[["log_age", "zh"]].to_numpy()[fit_rows].mean(0))

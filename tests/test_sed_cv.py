@@ -11,6 +11,7 @@ from photopop.datasets.sed_table import SEDTable
 from photopop.errors import InputError, OutputError
 from photopop.experiments.sed_cv import SEDCVConfig, derived_seed, run_sed_cv
 from photopop.models.baselines import RandomForestConfig
+from photopop.models.normalise import make_features
 from photopop.models.saved import table_hash
 from photopop.models.sed_cnn import SEDCNNConfig
 from photopop.models.floor import FloorConfig
@@ -101,7 +102,9 @@ def test_normalisation_from_fit_rows_and_grouped_validation(set_b):
         fit_idx, val_idx = carve_validation(train, gid, scheme="B", fraction=0.2, seed=derived_seed(0, "val", k))
         assert set(gid[fit_idx]).isdisjoint(gid[val_idx])
         norm = json.loads((out / "folds" / f"fold_{k}" / "cnn_log_age" / "normalisation.json").read_text())
-        assert np.allclose(norm["input"]["mean"], mags[fit_idx].mean(0))
+        # the default CNN inputs are colours against the middle band (b4)
+        assert norm["input"]["names"] == [f"{b}-b4" for b in BANDS if b != "b4"]
+        assert np.allclose(norm["input"]["mean"], make_features(mags, BANDS, "colour")[fit_idx].mean(0))
         assert np.allclose(norm["target"]["mean"], tab.spaxels.log_age.to_numpy()[fit_idx].mean())
         meta = json.loads((out / "folds" / f"fold_{k}" / "cnn_log_age" / "meta.json").read_text())
         assert meta["n_fit_rows"] == fit_idx.size and meta["n_val_rows"] == val_idx.size
@@ -208,3 +211,84 @@ def test_template_fit_refused_upfront_without_a_known_filter_system(tmp_path):
     with pytest.raises(InputError):
         run_sed_cv(tab, _cfg(methods=("cnn", "template_fit")), tmp_path / "z")
     assert not (tmp_path / "z" / "folds").exists()  # nothing trained before the refusal
+
+
+def test_default_inputs_are_colours_and_the_forest_gets_its_features(set_b):
+    """Issue 14 §3: the CNN defaults to colours; the forest is fed `random_forest.features` (colours by
+    default), recorded in meta.json, and its out-of-fold predictions are those of a forest on those features."""
+    from photopop.experiments.liew_cain_config import preset_config
+    from photopop.models.baselines import RandomForestBaseline, forest_features
+    from photopop.training.sed_regressor import SEDRegressorConfig
+    from photopop.training.tune import TuneConfig
+
+    assert SEDCVConfig().input_kind == "colour" and SEDRegressorConfig().input_kind == "colour"
+    assert TuneConfig().input_kind == "colour" and RandomForestConfig().features == "colour"
+    for preset in ("tiny", "quick", "full"):
+        assert preset_config(preset, 0).cv.input_kind == "colour", preset
+    assert preset_config("diversity", 0).cv.input_kind == "mag"  # pinned to its measured points
+    tab, out, res = set_b
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["inputs"] == {"cnn": "colour", "random_forest": "colour"}
+    mags = tab.magnitudes()
+    y = tab.spaxels[["log_age", "zh"]].to_numpy()
+    train, test = np.flatnonzero(res.folds != 0), np.flatnonzero(res.folds == 0)
+    x = forest_features(mags, BANDS, "colour")
+    rf = RandomForestBaseline(RandomForestConfig(n_estimators=10), seed=derived_seed(0, "fold", 0, "random_forest"))
+    expect = rf.fit(x[train], y[train]).predict(x[test])
+    p = res.predictions
+    assert np.allclose(p.loc[p.fold == 0, "log_age_random_forest"], expect[:, 0])
+    assert np.allclose(p.loc[p.fold == 0, "zh_random_forest"], expect[:, 1])
+    rf_mag = RandomForestBaseline(RandomForestConfig(n_estimators=10), seed=derived_seed(0, "fold", 0, "random_forest"))
+    assert not np.allclose(rf_mag.fit(mags[train], y[train]).predict(mags[test])[:, 0], expect[:, 0])
+
+
+def test_forest_features_setting_reruns_only_the_forest(tmp_path):
+    tab = _table()
+    cfg = _cfg("B", methods=("cnn", "random_forest"), input_kind="mag")
+    first = run_sed_cv(tab, cfg, tmp_path / "cv")
+    assert json.loads((tmp_path / "cv" / "meta.json").read_text())["inputs"] == {"cnn": "mag",
+                                                                                   "random_forest": "colour"}
+    cfg.random_forest.features = "same"  # the CNN's kind: magnitudes here
+    again = run_sed_cv(tab, cfg, tmp_path / "cv", overwrite=True)
+    assert set(again.timings) == {f"fold{k}_random_forest_s" for k in range(4)}
+    assert json.loads((tmp_path / "cv" / "meta.json").read_text())["inputs"]["random_forest"] == "mag"
+    assert not np.allclose(again.predictions.zh_random_forest, first.predictions.zh_random_forest)
+    np.testing.assert_array_equal(again.predictions.zh_cnn, first.predictions.zh_cnn)
+    bad = _cfg("B")
+    bad.random_forest.features = "pixels"
+    with pytest.raises(InputError, match="random_forest.features"):
+        run_sed_cv(tab, bad, tmp_path / "bad")
+    with pytest.raises(InputError, match="input kind"):
+        run_sed_cv(tab, _cfg("B", input_kind="jpeg"), tmp_path / "bad2")
+
+
+def test_cli_prints_the_cnn_forest_verdict(tmp_path, capsys):
+    tab = _table()
+    tab.write(tmp_path / "t")
+    rc = main(["sed", "cv", "--table", str(tmp_path / "t"), "--out", str(tmp_path / "cv"), "--methods", "cnn",
+               "random_forest", "--max-epochs", "2", "--no-figures", "--quiet", "--set", "random_forest.n_estimators=5",
+               "--set", "architecture.conv_filters=[2, 4]", "--set", "architecture.dense_units=[16, 8]"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    m = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    line = next(ln for ln in text.splitlines() if ln.startswith("CNN against random forest on Set B"))
+    assert "(CNN on colour, forest on colour)" in line and "of 4 folds" in line
+    assert f"{m['cnn']['zh']['robust_sigma']:.3f} vs {m['random_forest']['zh']['robust_sigma']:.3f}" in line
+
+
+def test_mask_policy_needs_magnitudes_said_plainly(tmp_path, capsys):
+    from photopop.training.sed_regressor import SEDRegressor, SEDRegressorConfig
+
+    tab = _table()
+    with pytest.raises(InputError, match="needs input_kind 'mag'.*input_kind = \"mag\""):
+        SEDRegressor(SEDRegressorConfig(targets=("zh",), nan_policy="mask")).fit(tab)
+    tab.write(tmp_path / "t")
+    args = ["sed", "train", "--table", str(tmp_path / "t"), "--target", "zh", "--max-epochs", "1", "--quiet",
+            "--set", "nan_policy=mask", "--set", "architecture.conv_filters=[2, 4]"]
+    assert main([*args, "--out", str(tmp_path / "m0")]) == 2
+    assert "--input-kind mag" in capsys.readouterr().err
+    assert main([*args, "--input-kind", "mag", "--out", str(tmp_path / "m1")]) == 0
+    assert json.loads((tmp_path / "m1" / "meta.json").read_text())["input_kind"] == "mag"
+    assert main(["sed", "train", "--table", str(tmp_path / "t"), "--target", "zh", "--max-epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "m2")]) == 0
+    assert json.loads((tmp_path / "m2" / "meta.json").read_text())["input_kind"] == "colour"

@@ -88,6 +88,9 @@ def register(subparsers: Any) -> None:
                     help=DefaultHelp("cap on training epochs (default {default})", _REG, "train.max_epochs"))
     tr.add_argument("--seed", type=arg(seed, "--seed"), help=DefaultHelp("default {default}", _REG, "train.seed"))
     tr.add_argument("--val-scheme", choices=("auto", "A", "B", "random"), help="how validation rows are carved")
+    tr.add_argument("--input-kind", choices=("mag", "colour", "flux"),
+                    help=DefaultHelp("CNN inputs (default {default}; 'mag' = the paper's band magnitudes, needed by "
+                                     "nan_policy 'mask')", _REG, "input_kind"))
     tr.add_argument("--device")
     tr.add_argument("--checkpoint", type=Path, help="checkpoint file (resumes if it exists)")
     tr.add_argument("--overwrite", action="store_true", help="replace an output photopop wrote earlier with other settings (never a folder it did not write)")
@@ -190,6 +193,13 @@ def run_cv(args: argparse.Namespace) -> int:
 
         make_cv_figures(args.out)
     print(format_metrics(res.metrics, f"Set {cfg.split}"))
+    from ..evaluation.comparisons import cnn_vs_forest, describe_cnn_vs_forest
+    from ..experiments.sed_cv import method_inputs
+
+    verdict = describe_cnn_vs_forest(cnn_vs_forest(res.metrics, res.predictions, cfg.targets), f"Set {cfg.split}",
+                                     method_inputs(cfg))
+    if verdict:
+        print(verdict)
     return 0
 
 
@@ -217,11 +227,14 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.sed_regressor import SEDRegressor, SEDRegressorConfig
 
     if args.estimator == "posterior":
+        if args.input_kind:
+            raise InputError("--input-kind applies to --estimator cnn (the posterior flow is fed band magnitudes)")
         return _train_posterior(args)
     if args.context_columns:
         raise InputError("--context-columns applies to --estimator posterior")
     cfg = load_with_settings(SEDRegressorConfig, args.config, args.settings)
-    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target] if args.target else None, val_scheme=args.val_scheme)
+    cfg = _replace(cfg, targets=TARGET_CHOICES[args.target] if args.target else None, val_scheme=args.val_scheme,
+                   input_kind=args.input_kind)
     cfg.train = _replace(cfg.train, max_epochs=args.max_epochs, seed=args.seed, device=args.device)
     _check_train_outputs(args, "sed-model")
     table = load_sed_table(args.table)

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import __version__
 from ..config import config_hash, to_dict
+from ..evaluation.comparisons import cnn_vs_forest
 from ..evaluation.galaxy_studies import morphology_table, training_size_summary
 from ..evaluation.gradients import compare_gradients
 from ..evaluation.metrics import scores
@@ -20,7 +21,7 @@ from ..io import read_table
 from .liew_cain_config import SETS, LiewCain2021Config
 from .liew_cain_paper import PAPER
 from .liew_cain_stages import _gradient_table, _joined_predictions, _table_of
-from .sed_cv import derived_seed
+from .sed_cv import derived_seed, method_inputs
 from .stages import StageResult
 
 
@@ -86,6 +87,13 @@ def collect_metrics(cfg: LiewCain2021Config, stages: Mapping[str, StageResult],
         baselines[set_name]["pcc_residuals"] = cvm.get("pcc_residuals", {})
         baselines[set_name]["ratio_to_floor"] = cvm.get("ratio_to_floor", {})
     m["baselines"] = baselines
+    # issue 14 §3: is the CNN ahead of the forest? (per set, from the cv metrics and out-of-fold predictions)
+    m["inputs"] = method_inputs(cfg.cv)
+    m["cnn_vs_forest"] = {}
+    for set_name in SETS:
+        stage = stages[f"cv_{set_name[-1]}"]
+        cvm = json.loads(stage.file("metrics.json").read_text())
+        m["cnn_vs_forest"][set_name] = cnn_vs_forest(cvm, read_table(stage.file("predictions.parquet")), targets)
     m["survey"] = {"n_galaxies": int(table.spaxels["galaxy_id"].nunique()), "n_spaxels": int(len(table.spaxels)),
                    "n_early": int((table.galaxies["type"] == "early").sum()) if table.galaxies is not None else None,
                    "n_bands": len(table.bands), "filter_system": table.filter_system,

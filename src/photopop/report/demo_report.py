@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..evaluation.comparisons import describe_cnn_vs_forest
 from .html import HTMLReport
 
 #: (part folder, figure file stem prefix, caption) of the figures the demo page shows, in order
@@ -90,6 +91,10 @@ def write_demo_report(out_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
         if base_rows:
             rep.table(base_rows, caption="Baselines on the same folds (robust σ, dex; σ/floor: over the information "
                                          "floor's)")
+        for s, title in (("set_a", "Set A"), ("set_b", "Set B")):
+            verdict = describe_cnn_vs_forest((sed.get("cnn_vs_forest") or {}).get(s) or {}, title, sed.get("inputs"))
+            if verdict:
+                rep.paragraph(verdict)
         div = sed.get("diversity") or []
         if div:
             rep.table([{"training galaxies": r["n_galaxies"], "repeats": r["seeds"],

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..evaluation.comparisons import describe_cnn_vs_forest
 from ..evaluation.galaxy_studies import gradient_differences
 from ..evaluation.metrics import nmad
 from ..io import atomic_path
@@ -212,13 +213,22 @@ def write_liew_cain_report(out_dir: str | Path, metrics: Mapping[str, Any], data
                      **{f"σ/floor {t}": _num(metrics[s][t].get("ratio_to_floor")) for t in targets},
                      **{f"robust σ {t}": _num(metrics[s][t]["robust_sigma"]) for t in targets},
                      **{f"rmse {t}": _num(metrics[s][t]["rmse"]) for t in targets}})
+    inputs = metrics.get("inputs") or {}
+    rf_in = (f"{inputs['random_forest']} features (the CNN's inputs: {inputs.get('cnn', '?')})"
+             if inputs.get("random_forest") else "the same magnitudes")
     rep.table(rows, caption="constant: training mean; random: a random training label (the paper's random-prediction "
-                            "line); random_forest: scikit-learn on the same magnitudes; template_fit: chi-square fit "
+                            f"line); random_forest: scikit-learn on {rf_in}; "
+                            "template_fit: chi-square fit "
                             "over a library of the mock's model family (lines, birth clouds, chemical evolution, "
                             "bulge + disc + burst) under broad uniform priors (no training); template_grid: the "
                             "classic delayed-tau grid; floor: the Bayes estimate under the simulator's own prior "
                             "(likelihood weighting of a >= 1e5-spaxel library drawn with its own seed). "
                             "σ/floor: robust σ over the floor's.")
+
+    for s in SET_TITLES:
+        verdict = describe_cnn_vs_forest((metrics.get("cnn_vs_forest") or {}).get(s) or {}, SET_TITLES[s], inputs)
+        if verdict:
+            rep.paragraph(verdict)
 
     add_diversity_section(rep, metrics, figdir, targets, _save)
 

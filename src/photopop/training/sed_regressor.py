@@ -35,18 +35,19 @@ class SEDRegressorConfig:
     """Everything that defines a trained SED model.
 
     targets: label columns to predict with one multi-output network (train one regressor per target
-    for the paper's one-model-per-target setup). input_kind: 'mag' | 'colour' | 'flux'
-    (see photopop.models.normalise); ref_band: colour reference ('' = middle band).
+    for the paper's one-model-per-target setup). input_kind: 'colour' (default; magnitudes minus the
+    reference band, the inputs `photopop sed cv` measures best, docs/sed-cnn.md) | 'mag' (the paper's
+    literal inputs) | 'flux' (see photopop.models.normalise); ref_band: colour reference ('' = middle band).
     val_fraction / val_scheme: validation carved from the training rows by
     `photopop.splits.carve_validation`; scheme 'auto' = by galaxy ('B') when galaxy ids are known,
-    else random rows. nan_policy: 'refuse' (NaN magnitudes are an error) or 'mask' (input_kind 'mag'
-    only: the network gets a presence-mask channel, is trained with ``train.band_dropout`` and then
+    else random rows. nan_policy: 'refuse' (NaN magnitudes are an error) or 'mask' (needs input_kind 'mag',
+    set it explicitly: a colour of a missing band is undefined; the network gets a presence-mask channel, is trained with ``train.band_dropout`` and then
     accepts NaN for missing bands). With ``train.loss = 'gaussian_nll'`` the model also predicts a
     per-object sigma (``<target>_sigma`` columns).
     """
 
     targets: tuple[str, ...] = ("log_age",)
-    input_kind: str = "mag"
+    input_kind: str = "colour"
     ref_band: str = ""
     val_fraction: float = 0.2
     val_scheme: str = "auto"
@@ -105,7 +106,9 @@ class SEDRegressor:
             raise InputError(f"unknown nan_policy {cfg.nan_policy!r}; use 'refuse' or 'mask'")
         mask_mode = cfg.nan_policy == "mask"
         if mask_mode and cfg.input_kind != "mag":
-            raise InputError("nan_policy 'mask' needs input_kind 'mag' (colours/fluxes of missing bands are undefined)")
+            raise InputError(f"nan_policy 'mask' needs input_kind 'mag', got {cfg.input_kind!r} (the default is "
+                             "'colour'; colours/fluxes of missing bands are undefined): set input_kind = \"mag\" "
+                             "(`--input-kind mag` or `--set input_kind=mag`)")
         targets = list(cfg.targets)
         if not targets:
             raise InputError("no targets configured")

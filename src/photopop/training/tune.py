@@ -58,7 +58,7 @@ class TuneConfig:
     targets: tuple[str, ...] = ("log_age",)
     split: str = "B"
     val_fraction: float = 0.2
-    input_kind: str = "mag"
+    input_kind: str = "colour"    # as SEDRegressorConfig / SEDCVConfig (when the space has no input_kind)
     prune: bool = True
     space: SearchSpace = field(default_factory=SearchSpace)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(max_epochs=500))
