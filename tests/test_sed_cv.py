@@ -223,9 +223,8 @@ def test_default_inputs_are_colours_and_the_forest_gets_its_features(set_b):
 
     assert SEDCVConfig().input_kind == "colour" and SEDRegressorConfig().input_kind == "colour"
     assert TuneConfig().input_kind == "colour" and RandomForestConfig().features == "colour"
-    for preset in ("tiny", "quick", "full"):
+    for preset in ("tiny", "quick", "full", "diversity"):
         assert preset_config(preset, 0).cv.input_kind == "colour", preset
-    assert preset_config("diversity", 0).cv.input_kind == "mag"  # pinned to its measured points
     tab, out, res = set_b
     meta = json.loads((out / "meta.json").read_text())
     assert meta["inputs"] == {"cnn": "colour", "random_forest": "colour"}
