@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
                         help="test-sized run (well under a minute); checks the pipeline only")
     preset.add_argument("--diversity", action="store_true",
                         help="the quick survey and Sets A/B, then the full diversity study (10 to 10^4 training "
-                             "galaxies, Set B vs Set A vs the floor, fine-tuning): several CPU-hours, "
+                             "galaxies, Set B vs Set A vs the floor, fine-tuning): about half an hour on 2 "
+                             "idle CPU cores, "
                              "resumable (rerun the same command)")
     lc.add_argument("--config", type=Path, metavar="FILE",
                     help="TOML/YAML with LiewCain2021Config settings; applied on top of the preset")
